@@ -1,0 +1,56 @@
+"""rollout's tasks. Each parses its arguments and calls the package; `fab -l` lists them."""
+
+from fabric import task
+from invoke import Collection
+
+from rollout import cli
+
+
+@task(
+    help={
+        "env": "environment: the name of a file in inventories/ (required)",
+        "ref": "branch, tag or SHA to deploy (default: the environment's branch)",
+        "batch": "hosts out of service at once: a count (2) or a percentage (25%%); default 1",
+        "hosts": "only these instances: comma-separated ids, names or addresses",
+        "dry-run": "print the full plan and change nothing",
+        "yes": "do not ask for confirmation on a terminal",
+        "report": "write a JSON report of the rollout to this path",
+    }
+)
+def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None):
+    """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
+    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report)
+
+
+@task(help={"env": "environment name (required)", "json": "print one JSON document instead of a table"})
+def status(c, env, json=False):
+    """Show each instance's address, served version, health and balancer state."""
+    cli.status(env, as_json=json)
+
+
+@task(name="up", help={"hosts": "number of application hosts (default 4, up to 200)"})
+def sandbox_up(c, hosts=4):
+    """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto."""
+    from sandbox import tasks
+
+    tasks.up(int(hosts))
+
+
+@task(name="down")
+def sandbox_down(c):
+    """Remove every namespace, process and file of the local sandbox."""
+    from sandbox import tasks
+
+    tasks.down()
+
+
+@task(name="status")
+def sandbox_status(c):
+    """Show the sandbox's servers and each host's state."""
+    from sandbox import tasks
+
+    tasks.status()
+
+
+ns = Collection(deploy, status)
+ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

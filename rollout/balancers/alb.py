@@ -1,0 +1,98 @@
+"""ALB target group: deregister, wait with boto3's waiters, register, wait for healthy."""
+
+from __future__ import annotations
+
+import math
+
+from botocore.exceptions import ClientError, WaiterError
+
+from rollout.aws import Aws, translate
+from rollout.errors import PreflightError
+from rollout.plan import BalancerFacts, Host
+from rollout.waiting import WaitTimeout
+
+
+class TargetGroup:
+    kind = "alb"
+
+    def __init__(self, aws: Aws, target_group: str, port: int | None = None, poll_interval: int = 1):
+        self.name = target_group
+        self.port = port
+        self.client = aws.client("elbv2")
+        self.poll_interval = poll_interval
+        self._arn = None
+        self._facts = None
+        self._ports: dict[str, int] = {}
+
+    @property
+    def arn(self) -> str:
+        if self._arn is None:
+            key = {"TargetGroupArns": [self.name]} if self.name.startswith("arn:") else {"Names": [self.name]}
+            with translate(f"describing target group {self.name}"):
+                try:
+                    tg = self.client.describe_target_groups(**key)["TargetGroups"][0]
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] in ("TargetGroupNotFound", "ValidationError"):
+                        raise PreflightError(f"target group {self.name!r} not found; fix load_balancers in the inventory") from None
+                    raise
+            self._arn = tg["TargetGroupArn"]
+            self._tg = tg
+        return self._arn
+
+    def facts(self) -> BalancerFacts:
+        if self._facts is None:
+            arn = self.arn
+            with translate(f"describing target group {self.name}"):
+                attrs = self.client.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+            delay = next((float(a["Value"]) for a in attrs if a["Key"] == "deregistration_delay.timeout_seconds"), 300.0)
+            healthy = float(self._tg.get("HealthCheckIntervalSeconds", 30) * self._tg.get("HealthyThresholdCount", 5))
+            self._facts = BalancerFacts(kind=self.kind, name=self.name, drain_seconds=delay, healthy_seconds=healthy)
+        return self._facts
+
+    def members(self) -> dict[str, str]:
+        with translate(f"reading target group {self.name}"):
+            descs = self.client.describe_target_health(TargetGroupArn=self.arn)["TargetHealthDescriptions"]
+        for d in descs:
+            if "Port" in d["Target"]:
+                self._ports.setdefault(d["Target"]["Id"], d["Target"]["Port"])
+        return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in descs}
+
+    def in_service(self) -> set[str]:
+        return {i for i, s in self.members().items() if s == "healthy"}
+
+    def _targets(self, hosts: list[Host]) -> list[dict]:
+        if not self._ports and self.port is None:
+            self.members()
+        out = []
+        for h in hosts:
+            port = self.port or self._ports.get(h.instance_id)
+            out.append({"Id": h.instance_id, "Port": port} if port else {"Id": h.instance_id})
+        return out
+
+    def deregister(self, hosts: list[Host]) -> None:
+        targets = self._targets(hosts)
+        with translate(f"deregistering from target group {self.name}"):
+            self.client.deregister_targets(TargetGroupArn=self.arn, Targets=targets)
+
+    def wait_drained(self, hosts: list[Host]) -> None:
+        self._wait("target_deregistered", hosts, self.facts().drain_seconds + 30, "draining")
+
+    def register(self, hosts: list[Host]) -> None:
+        targets = self._targets(hosts)
+        with translate(f"registering with target group {self.name}"):
+            self.client.register_targets(TargetGroupArn=self.arn, Targets=targets)
+
+    def wait_healthy(self, hosts: list[Host], timeout: float) -> None:
+        self._wait("target_in_service", hosts, max(timeout, self.facts().healthy_seconds * 2), "waiting for healthy")
+
+    def _wait(self, waiter_name: str, hosts: list[Host], timeout: float, what: str) -> None:
+        attempts = max(2, math.ceil(timeout / self.poll_interval))
+        try:
+            with translate(f"target group {self.name}: {what}"):
+                self.client.get_waiter(waiter_name).wait(
+                    TargetGroupArn=self.arn,
+                    Targets=self._targets(hosts),
+                    WaiterConfig={"Delay": self.poll_interval, "MaxAttempts": attempts},
+                )
+        except WaiterError as exc:
+            raise WaitTimeout(f"target group {self.name}: {what}", timeout, exc.last_response.get("TargetHealthDescriptions")) from None

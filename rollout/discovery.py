@@ -1,0 +1,67 @@
+"""EC2 discovery: the environment's instances and its bastion, found by tag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout.aws import Aws, translate
+from rollout.errors import PreflightError
+from rollout.plan import Host
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    address: str
+    name: str
+    group: str | None
+    tags: dict
+
+
+def tag_filters(tags: dict[str, str]) -> list[dict]:
+    """EC2 filters selecting running instances carrying every tag."""
+    filters = [{"Name": f"tag:{k}", "Values": [v]} for k, v in sorted(tags.items())]
+    return filters + [{"Name": "instance-state-name", "Values": ["running"]}]
+
+
+def parse_instances(reservations: list[dict], address_attribute: str) -> list[Instance]:
+    """Instances from describe_instances reservations; those without the address are skipped."""
+    found = []
+    for res in reservations:
+        for inst in res.get("Instances", []):
+            tags = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}
+            address = inst.get(address_attribute)
+            if not address:
+                continue
+            found.append(
+                Instance(
+                    instance_id=inst["InstanceId"],
+                    address=address,
+                    name=tags.get("Name", ""),
+                    group=tags.get("aws:autoscaling:groupName"),
+                    tags=tags,
+                )
+            )
+    return sorted(found, key=lambda i: (i.name, i.instance_id))
+
+
+def find_instances(aws: Aws, tags: dict[str, str], address_attribute: str) -> list[Instance]:
+    """Running instances carrying every tag, with their SSH address."""
+    pages = aws.client("ec2").get_paginator("describe_instances").paginate(Filters=tag_filters(tags))
+    with translate("discovering instances"):
+        reservations = [r for page in pages for r in page["Reservations"]]
+    return parse_instances(reservations, address_attribute)
+
+
+def find_bastion(aws: Aws, tags: dict[str, str], address_attribute: str) -> str:
+    """The single bastion's address; error if none or several match."""
+    found = find_instances(aws, tags, address_attribute)
+    if len(found) != 1:
+        what = "no running instance" if not found else f"{len(found)} instances ({', '.join(i.instance_id for i in found)})"
+        raise PreflightError(f"bastion: {what} with tags {tags} and an {address_attribute}; fix bastion.tags in the inventory")
+    return found[0].address
+
+
+def as_hosts(instances: list[Instance]) -> list[Host]:
+    """Planner hosts from discovered instances."""
+    return [Host(instance_id=i.instance_id, address=i.address, name=i.name) for i in instances]

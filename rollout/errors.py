@@ -1,0 +1,71 @@
+"""The error hierarchy; each class carries the process exit code it maps to."""
+
+
+class RolloutError(Exception):
+    """Base of every error rollout reports to the user: one line, one exit code."""
+
+    exit_code = 1
+
+
+class UsageError(RolloutError):
+    """A command-line argument is malformed (bad --batch, --hosts, ...)."""
+
+    exit_code = 2
+
+
+class ConfigError(RolloutError):
+    """Unknown environment or malformed inventory."""
+
+    exit_code = 3
+
+
+class RefError(RolloutError):
+    """The ref does not name a commit of the app's repository."""
+
+    exit_code = 4
+
+
+class AwsAccessError(RolloutError):
+    """AWS credentials are missing or rejected, or the endpoint does not answer."""
+
+    exit_code = 5
+
+
+class ConnectError(RolloutError):
+    """The bastion or a host cannot be reached or refuses our key."""
+
+    exit_code = 6
+
+
+class HostKeyError(ConnectError):
+    """A server's host key is unknown or does not match known_hosts."""
+
+    exit_code = 7
+
+
+class PreflightError(RolloutError):
+    """The fleet is not in a state a rollout may start from (missing balancer, group, instances)."""
+
+    exit_code = 8
+
+
+class DeployFailed(RolloutError):
+    """A host failed a step; the rollout stopped."""
+
+    exit_code = 1
+
+
+class Interrupted(RolloutError):
+    """The operator interrupted the rollout (Ctrl-C or SIGTERM)."""
+
+    exit_code = 130
+
+
+class StepError(Exception):
+    """One host failed one step; carries what the operator needs to act on it."""
+
+    def __init__(self, host, step, message):
+        super().__init__(f"{host}: {step}: {message}")
+        self.host = host
+        self.step = step
+        self.message = message

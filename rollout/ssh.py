@@ -1,0 +1,161 @@
+"""SSH to the fleet: one transport to the bastion, shared by every host connection.
+
+Host keys are checked strictly against the inventory's known_hosts; unknown keys are
+refused, never added.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut
+
+from rollout.errors import ConnectError, HostKeyError
+
+_CONFIG = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}})
+
+
+class _HostConnection(Connection):
+    """A Connection whose gateway channel opens with a timeout (Fabric's has none)."""
+
+    def open_gateway(self):
+        return self.gateway.transport.open_channel(
+            kind="direct-tcpip",
+            dest_addr=(self.host, int(self.port)),
+            src_addr=("", 0),
+            timeout=self.connect_timeout,
+        )
+
+
+class Fleet:
+    """Connections to the bastion and to hosts behind it."""
+
+    def __init__(
+        self,
+        *,
+        bastion: str,
+        bastion_port: int = 22,
+        bastion_user: str,
+        user: str,
+        port: int = 22,
+        key: Path,
+        known_hosts: Path,
+        connect_timeout: float = 10,
+        parallel: int = 16,
+    ):
+        self.user = user
+        self.port = port
+        self.key = Path(key)
+        self.known_hosts = Path(known_hosts)
+        self.connect_timeout = connect_timeout
+        self.parallel = parallel
+        self.bastion = self._new(Connection, bastion, bastion_port, bastion_user)
+        self.bastion_opens = 0
+        self._hosts: dict[str, Connection] = {}
+        self._lock = threading.Lock()
+
+    def _new(self, cls, host, port, user, gateway=None):
+        conn = cls(
+            host,
+            user=user,
+            port=port,
+            gateway=gateway,
+            config=_CONFIG,
+            connect_timeout=int(max(1, self.connect_timeout)),
+            connect_kwargs={"key_filename": [str(self.key)], "look_for_keys": False, "allow_agent": False},
+        )
+        conn.client.load_host_keys(str(self.known_hosts))
+        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        return conn
+
+    def open_bastion(self) -> None:
+        """Open the one transport to the bastion (idempotent)."""
+        if self.bastion.is_connected:
+            return
+        _open(self.bastion, "bastion", self.known_hosts)
+        self.bastion_opens += 1
+
+    def connect(self, addresses: list[str]) -> None:
+        """Open a connection to each host through the bastion, in parallel; raise on the first failure."""
+        self.open_bastion()
+        todo = [a for a in addresses if a not in self._hosts or not self._hosts[a].is_connected]
+        if not todo:
+            return
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(todo))) as pool:
+            results = list(pool.map(self._connect_one, todo))
+        errors = [e for e in results if e is not None]
+        if errors:
+            raise errors[0]
+
+    def _connect_one(self, address: str) -> Optional[Exception]:
+        conn = self._new(_HostConnection, address, self.port, self.user, gateway=self.bastion)
+        try:
+            _open(conn, f"host {address}", self.known_hosts)
+        except ConnectError as exc:
+            return exc
+        with self._lock:
+            self._hosts[address] = conn
+        return None
+
+    def host(self, address: str) -> Connection:
+        """The open connection to a host (connecting it if needed)."""
+        conn = self._hosts.get(address)
+        if conn is None or not conn.is_connected:
+            self.connect([address])
+            conn = self._hosts[address]
+        return conn
+
+    def run(self, address: str, command: str, timeout: Optional[float] = None):
+        """Run a shell command on a host; return invoke's Result (never raises on exit status)."""
+        try:
+            return self.host(address).run(command, hide=True, warn=True, timeout=timeout)
+        except CommandTimedOut as exc:
+            raise ConnectError(f"host {address}: command timed out after {exc.timeout}s: {command}") from None
+
+    def host_channel(self, address: str, port: int, timeout: float = 10) -> paramiko.Channel:
+        """A TCP channel from the host's own sshd to its 127.0.0.1:port."""
+        transport = self.host(address).transport
+        return transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout)
+
+    def bastion_channel(self, host: str, port: int, timeout: float = 10) -> paramiko.Channel:
+        """A TCP channel from the bastion's sshd to host:port."""
+        self.open_bastion()
+        return self.bastion.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+
+    def close(self) -> None:
+        """Close every host connection, then the bastion."""
+        for conn in list(self._hosts.values()):
+            conn.close()
+        self._hosts.clear()
+        self.bastion.close()
+
+
+def _open(conn: Connection, what: str, known_hosts: Path) -> None:
+    target = f"{conn.host}:{conn.port}" if conn.port != 22 else conn.host
+    try:
+        conn.open()
+    except paramiko.BadHostKeyException:
+        raise HostKeyError(
+            f"{what} {target}: host key does not match {known_hosts}; if the server was rebuilt,"
+            f" verify its new key and replace its line (ssh-keygen -R {conn.host} -f {known_hosts})"
+        ) from None
+    except paramiko.AuthenticationException:
+        raise ConnectError(f"{what} {target}: user {conn.user!r} was refused with key {conn.connect_kwargs['key_filename'][0]}") from None
+    except paramiko.ChannelException as exc:
+        raise ConnectError(f"{what} {target}: the bastion could not open a connection to it ({exc.text}); check that it is up and allows SSH from the bastion") from None
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise HostKeyError(
+                f"{what} {target}: host key unknown (not in {known_hosts}); verify the server's fingerprint and add it to that file"
+            ) from None
+        raise ConnectError(f"{what} {target}: SSH failed: {exc}") from None
+    except (socket.timeout, TimeoutError):
+        raise ConnectError(f"{what} {target}: timed out connecting; check the address and that port {conn.port} is reachable") from None
+    except OSError as exc:
+        raise ConnectError(f"{what} {target}: cannot connect ({exc.strerror or exc}); check the address and that sshd is running") from None

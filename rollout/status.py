@@ -1,0 +1,74 @@
+"""`status`: each instance's address, served version, health and balancer state; the group's processes."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from rich.console import Console
+from rich.table import Table
+
+from rollout import health
+from rollout.environment import Environment
+from rollout.errors import ConnectError
+
+
+def collect(env: Environment) -> dict:
+    """The environment's state as one JSON-ready document."""
+    inv = env.inventory
+    hosts = env.discover()
+    reach: dict[str, str] = {}
+    try:
+        env.fleet.open_bastion()
+        bastion_ok = True
+    except ConnectError as exc:
+        bastion_ok, bastion_error = False, str(exc)
+
+    def probe(h):
+        if not bastion_ok:
+            return h.instance_id, health.Observation(None, None, "bastion unreachable")
+        try:
+            env.fleet.connect([h.address])
+        except ConnectError as exc:
+            reach[h.instance_id] = str(exc)
+            return h.instance_id, health.Observation(None, None, "ssh unreachable")
+        return h.instance_id, health.probe(lambda: env.fleet.host_channel(h.address, inv.health.port), inv.health)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), inv.ssh.parallel))) as pool:
+        seen = dict(pool.map(probe, hosts))
+    lb_states = {f"{lb.kind}:{lb.name}": lb.members() for lb in env.balancers}
+    doc = {
+        "env": inv.name,
+        "bastion": {"address": env.fleet.bastion.host, "reachable": bastion_ok, **({} if bastion_ok else {"error": bastion_error})},
+        "hosts": [
+            {
+                "instance_id": h.instance_id,
+                "name": h.name,
+                "address": h.address,
+                "ssh": "unreachable" if (not bastion_ok or h.instance_id in reach) else "ok",
+                "version": seen[h.instance_id].version,
+                "health": seen[h.instance_id].status,
+                "balancers": {name: states.get(h.instance_id, "not registered") for name, states in lb_states.items()},
+            }
+            for h in hosts
+        ],
+        "autoscaling_group": None,
+    }
+    if env.group is not None:
+        doc["autoscaling_group"] = {"name": env.group.name, "suspended_processes": sorted(env.group.suspended())}
+    return doc
+
+
+def render(doc: dict, console: Console) -> None:
+    t = Table(title=f"{doc['env']}: {len(doc['hosts'])} instances", title_justify="left")
+    lbs = list(doc["hosts"][0]["balancers"]) if doc["hosts"] else []
+    for col in ["instance", "name", "address", "ssh", "version", "health", *lbs]:
+        t.add_column(col)
+    for h in doc["hosts"]:
+        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], (h["version"] or "-")[:12],
+                  str(h["health"] or "-"), *[h["balancers"][lb] for lb in lbs])
+    console.print(t)
+    g = doc["autoscaling_group"]
+    if g:
+        console.print(f"Auto Scaling group {g['name']}: suspended processes: {', '.join(g['suspended_processes']) or 'none'}")
+    if not doc["bastion"]["reachable"]:
+        console.print(f"[red]bastion unreachable[/]: {doc['bastion']['error']}")
