@@ -1,0 +1,353 @@
+"""moto's AWS API on 127.0.0.1:5055, the rollout-sandbox profile, and the fleet's AWS resources.
+
+Address allocation: moto hands out addresses for instances launched without an
+explicit one (an Auto Scaling scale-out does that: moto does not enforce
+suspended processes) sequentially from the bottom of the subnet, skipping
+addresses of explicit subnet CIDR reservations. The hosts subnet 198.18.1.0/24
+therefore carries an *explicit* reservation of 198.18.1.0/25, which holds every
+host address (.11-.110); moto allocates from 198.18.1.128 upward, so a
+scale-out can never take a host's address (moto answers HTTP 500 to a
+duplicate PrivateIpAddress). Verified with moto 5.2.5.
+
+Auto Scaling group tags are not propagated: instances it launches are not
+tagged Stack=app, so they are not discovered as deploy targets.
+"""
+
+from __future__ import annotations
+
+import configparser
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+from sandbox import netns
+from sandbox import topology as topo
+
+PROFILE = "rollout-sandbox"
+REGION = "eu-west-1"
+AZ = "eu-west-1a"
+CREDENTIALS = Path.home() / ".aws" / "credentials"
+CONFIG = Path.home() / ".aws" / "config"
+
+VPC_CIDR = "198.18.0.0/16"
+BASTION_SUBNET = "198.18.0.0/24"
+HOSTS_SUBNET = "198.18.1.0/24"
+HOSTS_RESERVED = "198.18.1.0/25"  # explicit reservation: moto never auto-assigns from it
+ELB = "sandbox-elb"
+ALB = "sandbox-alb"
+TARGET_GROUP = "sandbox-tg"
+ASG = "sandbox-asg"
+LAUNCH_TEMPLATE = "sandbox-lt"
+INSTANCE_TYPE = "t3.micro"
+TAGS = {"Deployment": "sandbox"}
+
+
+# --- profile ------------------------------------------------------------------------------
+
+def _sections(path: Path) -> set[str]:
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    return set(parser.sections())
+
+
+def _append_section(path: Path, header: str, body: dict[str, str]) -> bool:
+    if header in _sections(path):
+        return False
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    existing = path.read_text() if path.exists() else ""
+    sep = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
+    lines = [f"[{header}]"] + [f"{k} = {v}" for k, v in body.items()]
+    # appended as text, not rewritten by configparser, so the user's comments survive
+    with path.open("a") as f:
+        f.write(sep + "\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return True
+
+
+def _remove_section(path: Path, header: str) -> None:
+    if not path.exists():
+        return
+    out, skipping = [], False
+    for line in path.read_text().splitlines(keepends=True):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            skipping = stripped[1:-1].strip() == header
+        if not skipping:
+            out.append(line)
+    path.write_text("".join(out).rstrip("\n") + "\n" if any(s.strip() for s in out) else "")
+
+
+def ensure_profile() -> dict[str, bool]:
+    """Add the rollout-sandbox profile (dummy keys) where absent; returns which file got a section."""
+    return {
+        "credentials": _append_section(
+            CREDENTIALS, PROFILE, {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+        ),
+        "config": _append_section(CONFIG, f"profile {PROFILE}", {"region": REGION, "output": "json"}),
+    }
+
+
+def remove_profile(added: dict[str, bool]) -> None:
+    """Remove exactly the sections ensure_profile() reported adding."""
+    if added.get("credentials"):
+        _remove_section(CREDENTIALS, PROFILE)
+    if added.get("config"):
+        _remove_section(CONFIG, f"profile {PROFILE}")
+
+
+# --- moto server --------------------------------------------------------------------------
+
+def moto_pid() -> int | None:
+    return netns.read_pid(topo.MOTO_PID)
+
+
+def moto_listening() -> bool:
+    try:
+        with socket.create_connection((topo.MOTO_HOST, topo.MOTO_PORT), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_moto(timeout: float = 30.0) -> int | None:
+    """Start moto's server detached unless ours runs; returns the new pid, or None if it was running."""
+    if moto_pid() and moto_listening():
+        return None
+    if old := moto_pid():
+        netns.kill_pids([old])
+    if moto_listening():
+        raise RuntimeError(
+            f"{topo.MOTO_HOST}:{topo.MOTO_PORT} is taken by a process the sandbox did not start; stop it and retry"
+        )
+    topo.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with topo.MOTO_LOG.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", topo.MOTO_HOST, "-p", str(topo.MOTO_PORT)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    topo.MOTO_PID.write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode}; see {topo.MOTO_LOG}")
+        if moto_listening():
+            return proc.pid
+        time.sleep(0.05)
+    raise RuntimeError(f"moto server not listening after {timeout}s; see {topo.MOTO_LOG}")
+
+
+def stop_moto() -> None:
+    if p := moto_pid():
+        netns.kill_pids([p])
+    topo.MOTO_PID.unlink(missing_ok=True)
+
+
+# --- resources ----------------------------------------------------------------------------
+
+@cache
+def _session():
+    import boto3
+
+    return boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=REGION)
+
+
+@cache
+def client(service: str):
+    """boto3 client for moto (explicit dummy keys, so it works without the profile too)."""
+    return _session().client(service, endpoint_url=topo.MOTO_ENDPOINT)
+
+
+def _tags(**extra: str) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in {**TAGS, **extra}.items()]
+
+
+def _find_one(items: list[dict], what: str) -> dict | None:
+    if len(items) > 1:
+        raise RuntimeError(f"moto holds {len(items)} {what}; expected one: run sandbox.fleet.down() and up()")
+    return items[0] if items else None
+
+
+def _ensure_vpc(ec2) -> tuple[str, str, str]:
+    flt = [{"Name": "tag:Deployment", "Values": ["sandbox"]}]
+    vpc = _find_one(ec2.describe_vpcs(Filters=flt)["Vpcs"], "sandbox VPCs")
+    if vpc:
+        vpc_id = vpc["VpcId"]
+    else:
+        vpc_id = ec2.create_vpc(
+            CidrBlock=VPC_CIDR, TagSpecifications=[{"ResourceType": "vpc", "Tags": _tags(Name="sandbox")}]
+        )["Vpc"]["VpcId"]
+    subnets = {s["CidrBlock"]: s["SubnetId"] for s in ec2.describe_subnets(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]}
+    for cidr, name in ((BASTION_SUBNET, "bastion"), (HOSTS_SUBNET, "hosts")):
+        if cidr not in subnets:
+            subnets[cidr] = ec2.create_subnet(
+                VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=AZ,
+                TagSpecifications=[{"ResourceType": "subnet", "Tags": _tags(Name=name)}],
+            )["Subnet"]["SubnetId"]
+            if cidr == HOSTS_SUBNET:
+                ec2.create_subnet_cidr_reservation(
+                    SubnetId=subnets[cidr], Cidr=HOSTS_RESERVED, ReservationType="explicit",
+                    Description="rollout sandbox host addresses",
+                )
+    return vpc_id, subnets[BASTION_SUBNET], subnets[HOSTS_SUBNET]
+
+
+def _image(ec2) -> str:
+    """An Amazon Linux 2 AMI from moto's catalogue (filtered: the whole catalogue takes seconds)."""
+    flt = [{"Name": "name", "Values": ["amzn2-ami-hvm-*-x86_64-gp2"]}]
+    images = ec2.describe_images(Owners=["amazon"], Filters=flt)["Images"] or ec2.describe_images(Owners=["amazon"])["Images"]
+    return sorted(i["ImageId"] for i in images)[0]
+
+
+def _instances(ec2, **tags: str) -> dict[str, dict]:
+    """Live (pending/running) instances carrying all `tags`, by Name tag."""
+    flt = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
+    flt.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
+    found = {}
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=flt):
+        for res in page["Reservations"]:
+            for inst in res["Instances"]:
+                name = next((t["Value"] for t in inst.get("Tags", []) if t["Key"] == "Name"), inst["InstanceId"])
+                found[name] = inst
+    return found
+
+
+def _launch(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) -> str:
+    return ec2.run_instances(
+        ImageId=image, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1, SubnetId=subnet,
+        PrivateIpAddress=address,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": _tags(**tags)}],
+    )["Instances"][0]["InstanceId"]
+
+
+def ensure(hosts: list[topo.Host]) -> dict:
+    """Create or repair the sandbox's AWS resources for `hosts`; returns ids and a list of changes."""
+    ec2, changes = client("ec2"), []
+    vpc_id, bastion_subnet, hosts_subnet = _ensure_vpc(ec2)
+    image = cache(lambda: _image(ec2))
+
+    bastion = _instances(ec2, Role="bastion", Deployment="sandbox").get("bastion")
+    if bastion:
+        bastion_id = bastion["InstanceId"]
+    else:
+        bastion_id = _launch(ec2, image(), bastion_subnet, topo.BASTION_ADDR, {"Role": "bastion", "Name": "bastion"})
+        changes.append(f"launched bastion {bastion_id}")
+
+    existing = _instances(ec2, Stack="app", Deployment="sandbox")
+    wanted = {h.name: h for h in hosts}
+    extra = [inst["InstanceId"] for name, inst in existing.items() if name not in wanted]
+    missing = [h for h in hosts if h.name not in existing]
+    ami = image() if missing else ""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        launched = dict(zip(
+            [h.name for h in missing],
+            pool.map(lambda h: _launch(ec2, ami, hosts_subnet, h.address,
+                                       {"Stack": "app", "Release": "1", "Name": h.name}), missing),
+        ))
+    if launched:
+        changes.append(f"launched {len(launched)} host instances")
+    ids = {name: existing[name]["InstanceId"] for name in wanted if name in existing} | launched
+    host_ids = [ids[h.name] for h in hosts]
+
+    _ensure_elb(hosts_subnet, host_ids, extra, changes)
+    _ensure_alb(vpc_id, hosts_subnet, host_ids, extra, changes)
+    _ensure_asg(ec2, image, hosts_subnet, host_ids, extra, changes)
+    if extra:
+        ec2.terminate_instances(InstanceIds=extra)
+        changes.append(f"terminated {len(extra)} surplus host instances")
+    return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
+
+
+def _ensure_elb(subnet: str, ids: list[str], extra: list[str], changes: list[str]) -> None:
+    elb = client("elb")
+    names = [d["LoadBalancerName"] for d in elb.describe_load_balancers()["LoadBalancerDescriptions"]]
+    if ELB not in names:
+        elb.create_load_balancer(
+            LoadBalancerName=ELB, Subnets=[subnet],
+            Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP",
+                        "InstancePort": topo.APP_PORT}],
+            Tags=_tags(),
+        )
+        elb.configure_health_check(LoadBalancerName=ELB, HealthCheck={
+            "Target": f"HTTP:{topo.APP_PORT}/health", "Interval": 5, "Timeout": 2,
+            "HealthyThreshold": 2, "UnhealthyThreshold": 2,
+        })
+        elb.modify_load_balancer_attributes(LoadBalancerName=ELB, LoadBalancerAttributes={
+            "ConnectionDraining": {"Enabled": True, "Timeout": 5},
+        })
+        changes.append(f"created classic ELB {ELB}")
+    desc = elb.describe_load_balancers(LoadBalancerNames=[ELB])["LoadBalancerDescriptions"][0]
+    registered = {i["InstanceId"] for i in desc["Instances"]}
+    if add := [i for i in ids if i not in registered]:
+        elb.register_instances_with_load_balancer(LoadBalancerName=ELB, Instances=[{"InstanceId": i} for i in add])
+        changes.append(f"registered {len(add)} instances with {ELB}")
+    if drop := [i for i in extra if i in registered]:
+        elb.deregister_instances_from_load_balancer(LoadBalancerName=ELB, Instances=[{"InstanceId": i} for i in drop])
+
+
+def _ensure_alb(vpc_id: str, subnet: str, ids: list[str], extra: list[str], changes: list[str]) -> None:
+    elbv2 = client("elbv2")
+    if not any(lb["LoadBalancerName"] == ALB for lb in elbv2.describe_load_balancers()["LoadBalancers"]):
+        elbv2.create_load_balancer(Name=ALB, Subnets=[subnet], Type="application", Scheme="internal", Tags=_tags())
+        changes.append(f"created ALB {ALB}")
+    lb_arn = elbv2.describe_load_balancers(Names=[ALB])["LoadBalancers"][0]["LoadBalancerArn"]
+    groups = [g for g in elbv2.describe_target_groups()["TargetGroups"] if g["TargetGroupName"] == TARGET_GROUP]
+    if groups:
+        tg_arn = groups[0]["TargetGroupArn"]
+    else:
+        tg_arn = elbv2.create_target_group(
+            Name=TARGET_GROUP, Protocol="HTTP", Port=topo.APP_PORT, VpcId=vpc_id, TargetType="instance",
+            HealthCheckProtocol="HTTP", HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+            HealthyThresholdCount=2, UnhealthyThresholdCount=2, Tags=_tags(),
+        )["TargetGroups"][0]["TargetGroupArn"]
+        elbv2.modify_target_group_attributes(TargetGroupArn=tg_arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": "5"},
+        ])
+        elbv2.create_listener(LoadBalancerArn=lb_arn, Protocol="HTTP", Port=80,
+                              DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}])
+        changes.append(f"created target group {TARGET_GROUP}")
+    health = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    registered = {t["Target"]["Id"] for t in health}
+    if add := [i for i in ids if i not in registered]:
+        elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": i, "Port": topo.APP_PORT} for i in add])
+        changes.append(f"registered {len(add)} targets with {TARGET_GROUP}")
+    if drop := [i for i in extra if i in registered]:
+        elbv2.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": i, "Port": topo.APP_PORT} for i in drop])
+
+
+def _ensure_asg(ec2, image, subnet: str, ids: list[str], extra: list[str], changes: list[str]) -> None:
+    asg = client("autoscaling")
+    templates = ec2.describe_launch_templates()["LaunchTemplates"]
+    if not any(t["LaunchTemplateName"] == LAUNCH_TEMPLATE for t in templates):
+        ec2.create_launch_template(LaunchTemplateName=LAUNCH_TEMPLATE,
+                                   LaunchTemplateData={"ImageId": image(), "InstanceType": INSTANCE_TYPE})
+    max_size = max(2 * len(ids), len(ids) + 10)  # room for scale-out tests
+    groups = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[ASG])["AutoScalingGroups"]
+    if not groups:
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=ASG, LaunchTemplate={"LaunchTemplateName": LAUNCH_TEMPLATE, "Version": "$Latest"},
+            MinSize=0, MaxSize=max_size, DesiredCapacity=0, VPCZoneIdentifier=subnet,
+            Tags=[{"Key": "Deployment", "Value": "sandbox", "PropagateAtLaunch": False}],
+        )
+        changes.append(f"created Auto Scaling group {ASG}")
+        members = set()
+    else:
+        members = {i["InstanceId"] for i in groups[0]["Instances"]}
+        if groups[0]["MaxSize"] < max_size:
+            asg.update_auto_scaling_group(AutoScalingGroupName=ASG, MaxSize=max_size)
+    if drop := [i for i in extra if i in members]:
+        asg.detach_instances(AutoScalingGroupName=ASG, InstanceIds=drop, ShouldDecrementDesiredCapacity=True)
+    add = [i for i in ids if i not in members]
+    for start in range(0, len(add), 20):  # AttachInstances takes at most 20 ids
+        asg.attach_instances(AutoScalingGroupName=ASG, InstanceIds=add[start:start + 20])
+    if add:
+        changes.append(f"attached {len(add)} instances to {ASG}")
+
+
+def discover(**tags: str) -> dict[str, str]:
+    """PrivateIpAddress of live instances carrying `tags`, by Name tag (what rollout's discovery sees)."""
+    return {name: inst["PrivateIpAddress"] for name, inst in _instances(client("ec2"), **tags).items()}

@@ -1,0 +1,124 @@
+"""HAProxy in the bastion namespace: config, start/reload, and its runtime API for tests.
+
+Deliberately without `retry-on`, `option redispatch` or connect retries: they would hide
+connections dropped during a roll, and the zero-downtime tests must be able to fail.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import time
+
+from sandbox import netns
+from sandbox import topology as topo
+
+CONFIG = topo.HAPROXY_DIR / "haproxy.cfg"
+PID_FILE = topo.HAPROXY_DIR / "haproxy.pid"
+BACKEND = "app"
+
+_HEAD = """\
+# Written by sandbox.haproxy. Runs in namespace {ns}.
+global
+    maxconn 4000
+    stats socket ipv4@{api_host}:{api_port} level admin
+    stats socket {admin_sock} mode 600 level admin
+    stats timeout 30s
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout http-request 10s
+
+frontend web
+    bind {frontend}:{frontend_port}
+    default_backend {backend}
+
+backend {backend}
+    option http-server-close
+    retries 0
+    option httpchk GET /health
+    http-check expect status 200
+"""
+_SERVER = "    server {name} {address}:{port} check inter 250ms fall 2 rise 2\n"
+
+
+def render(hosts: list[topo.Host]) -> str:
+    """haproxy.cfg for these hosts."""
+    text = _HEAD.format(
+        ns=topo.BASTION_NS,
+        api_host=topo.HAPROXY_RUNTIME_API[0],
+        api_port=topo.HAPROXY_RUNTIME_API[1],
+        admin_sock=topo.HAPROXY_ADMIN_SOCK,
+        frontend=topo.BASTION_ADDR,
+        frontend_port=topo.HAPROXY_FRONTEND_PORT,
+        backend=BACKEND,
+    )
+    return text + "".join(_SERVER.format(name=h.name, address=h.address, port=topo.APP_PORT) for h in hosts)
+
+
+def pid() -> int | None:
+    """pid of the running HAProxy in the bastion, if any."""
+    p = netns.read_pid(PID_FILE)
+    return p if p and netns.pid_in_ns(p, topo.BASTION_NS) else None
+
+
+def ensure(hosts: list[topo.Host]) -> str:
+    """Run HAProxy with the config for `hosts`: "unchanged", "started" or "reloaded"."""
+    topo.HAPROXY_DIR.mkdir(parents=True, exist_ok=True)
+    text = render(hosts)
+    old = pid()
+    if old and CONFIG.exists() and CONFIG.read_text() == text:
+        return "unchanged"
+    CONFIG.write_text(text)
+    netns.run(["haproxy", "-c", "-q", "-f", str(CONFIG)])
+    argv = netns.nsenter_net(topo.BASTION_NS) + ["haproxy", "-D", "-f", str(CONFIG), "-p", str(PID_FILE)]
+    if old:
+        argv += ["-sf", str(old)]  # soft reload: the old process finishes its connections
+    else:
+        PID_FILE.unlink(missing_ok=True)
+    netns.run(argv)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (p := pid()) and p != old:
+            return "reloaded" if old else "started"
+        time.sleep(0.02)
+    raise RuntimeError(f"HAProxy did not start within 10s; check it with: haproxy -c -f {CONFIG}")
+
+
+def admin(command: str, timeout: float = 5.0) -> str:
+    """Send one runtime API command over the admin unix socket; returns the answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(topo.HAPROXY_ADMIN_SOCK))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def servers() -> dict[str, dict[str, str]]:
+    """`show stat` rows of the app backend's servers, by server name (status, check_status, scur...)."""
+    text = admin("show stat").lstrip("# ")
+    rows = csv.DictReader(io.StringIO(text))
+    return {r["svname"]: r for r in rows if r["pxname"] == BACKEND and r["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def wait_up(names: list[str], timeout: float = 30.0) -> None:
+    """Wait until HAProxy has seen a passing health check on each named server."""
+    deadline = time.monotonic() + timeout
+    pending = list(names)
+    while time.monotonic() < deadline:
+        state = servers()
+        pending = [n for n in names if not (state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]
+        if not pending:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"HAProxy servers not UP after {timeout}s: {', '.join(pending)}; "
+        f"inspect with: echo 'show stat' | socat - UNIX-CONNECT:{topo.HAPROXY_ADMIN_SOCK}"
+    )

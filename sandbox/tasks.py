@@ -1,0 +1,27 @@
+"""What `fab sandbox.*` runs: bring the fleet up or down, and show it."""
+
+from __future__ import annotations
+
+import json
+
+from sandbox import fleet
+
+
+def up(hosts: int) -> None:
+    """Bring up or repair the sandbox with `hosts` application hosts; prints what it did."""
+    fleet.up(hosts=hosts)
+
+
+def down() -> None:
+    """Remove everything the sandbox made."""
+    fleet.down()
+
+
+def status() -> None:
+    """The sandbox's own servers, then `fab status --env=sandbox` if it is up."""
+    info = fleet.describe()
+    print(json.dumps(info, indent=2, default=str))
+    if info.get("up"):
+        from rollout import cli
+
+        cli.status("sandbox")

@@ -1,0 +1,16 @@
+"""Shared fixtures. `fleet` brings the sandbox up once per session and always takes it down."""
+
+import pytest
+
+from sandbox import fleet as sandbox_fleet
+
+
+@pytest.fixture(scope="session")
+def fleet(request):
+    """The sandbox fleet of 4 hosts: the summary returned by sandbox.fleet.up().
+
+    Fails (never skips) if the sandbox cannot start. The finalizer is registered
+    before up() so a half-started sandbox is taken down too.
+    """
+    request.addfinalizer(lambda: sandbox_fleet.down(quiet=True))
+    return sandbox_fleet.up(hosts=4)
