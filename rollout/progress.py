@@ -16,7 +16,7 @@ class Output:
     """Where rollout tells the operator what it is doing."""
 
     def __init__(self, console: Console | None = None, live: bool | None = None):
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
         self.live_enabled = self.console.is_terminal if live is None else live
         self._lock = threading.Lock()
         self._hosts: dict[str, list[str]] = {}

@@ -163,7 +163,11 @@ class Runner:
 
         def one(lb):
             if action == "deregister":
-                lb.deregister(hosts)
+                # A host already out (say, left out by an earlier failed rollout) has nothing to deregister.
+                registered = lb.members()
+                present = [h for h in hosts if h.instance_id in registered]
+                if present:
+                    lb.deregister(present)
             elif action == "drain":
                 lb.wait_drained(hosts)
             elif action == "register":

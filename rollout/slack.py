@@ -29,8 +29,7 @@ class Slack:
         self.channel = config.channel if config else None
         token = os.environ.get(config.token_env) if config else None
         self.enabled = bool(config and token)
-        if config and not token:
-            log.warning("slack: %s is not set; no Slack messages will be sent", config.token_env)
+        self.missing_token = config.token_env if config and not token else None
         self.client = None
         if self.enabled:
             kwargs = {"base_url": config.api_url.rstrip("/") + "/"} if config.api_url else {}
@@ -51,6 +50,8 @@ class Slack:
         return None
 
     def start(self, text: str) -> None:
+        if self.missing_token:
+            log.warning("slack: %s is not set; no Slack messages will be sent", self.missing_token)
         resp = self._call("chat_postMessage", channel=self.channel, text=text)
         if resp is not None:
             self.ts, self.posted_channel = resp.get("ts"), resp.get("channel", self.channel)

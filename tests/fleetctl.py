@@ -1,0 +1,133 @@
+"""Test-side eyes and hands on the sandbox fleet, independent of rollout's own code.
+
+Observers read moto with boto3, HAProxy through its admin socket, versions with curl
+from inside the bastion namespace, and checkouts straight from the hosts' files.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import yaml
+
+from sandbox import topology as topo
+
+ROOT = Path(__file__).resolve().parents[1]
+FAB = str(Path(sys.executable).parent / "fab")
+INVENTORY = yaml.safe_load((ROOT / "inventories" / "sandbox.yml").read_text())
+
+
+def aws(service: str):
+    return boto3.client(service, endpoint_url=topo.MOTO_ENDPOINT, region_name="eu-west-1",
+                        aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+
+
+def instances() -> dict[str, str]:
+    """Instance id -> address of the sandbox hosts, from EC2 directly."""
+    res = aws("ec2").describe_instances(Filters=[{"Name": "tag:Deployment", "Values": ["sandbox"]},
+                                                 {"Name": "tag:Stack", "Values": ["app"]},
+                                                 {"Name": "instance-state-name", "Values": ["running"]}])
+    return {i["InstanceId"]: i["PrivateIpAddress"] for r in res["Reservations"] for i in r["Instances"]}
+
+
+def elb_members() -> dict[str, str]:
+    states = aws("elb").describe_instance_health(LoadBalancerName="sandbox-elb")["InstanceStates"]
+    return {s["InstanceId"]: s["State"] for s in states}
+
+
+def tg_members() -> dict[str, str]:
+    elbv2 = aws("elbv2")
+    arn = elbv2.describe_target_groups(Names=["sandbox-tg"])["TargetGroups"][0]["TargetGroupArn"]
+    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]}
+
+
+def haproxy(command: str) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(topo.HAPROXY_ADMIN_SOCK))
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    return b"".join(chunks).decode()
+
+
+def haproxy_states() -> dict[str, str]:
+    """Server address -> UP / DOWN / MAINT / DRAIN as HAProxy's runtime API reports it."""
+    lines = haproxy("show servers state app").splitlines()
+    header = next(ln for ln in lines if ln.startswith("#")).lstrip("# ").split()
+    out = {}
+    for ln in lines:
+        if ln and ln[0].isdigit() and len(ln.split()) > 6:
+            row = dict(zip(header, ln.split()))
+            admin, op = int(row["srv_admin_state"]), int(row["srv_op_state"])
+            out[row["srv_addr"]] = "MAINT" if admin & 0x67 else "DRAIN" if admin & 0x18 else ("UP" if op == 2 else "DOWN")
+    return out
+
+
+def suspended() -> set[str]:
+    g = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["sandbox-asg"])["AutoScalingGroups"][0]
+    return {p["ProcessName"] for p in g["SuspendedProcesses"]}
+
+
+def served_version(address: str) -> str | None:
+    """What the app on `address` answers on /version, asked from inside the bastion namespace."""
+    assert Path(f"/run/netns/{topo.BASTION_NS}").exists(), "bastion namespace is gone"
+    assert address.startswith("198.18.1."), address
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{topo.BASTION_NS}", "curl", "-s", "--max-time", "3",
+                          f"http://{address}:{topo.APP_PORT}/version"], capture_output=True, text=True, timeout=10)
+    return out.stdout.strip() or None
+
+
+def checked_out(name: str) -> str:
+    host = topo.host_by_name(name)
+    return subprocess.run(["git", "-c", "safe.directory=*", "-C", str(host.app_dir), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def host_names() -> list[str]:
+    return [h.name for h in topo.hosts(len(instances()))]
+
+
+def snapshot() -> dict:
+    """Everything a rollout could change, to compare before and after."""
+    return {
+        "elb": elb_members(),
+        "tg": tg_members(),
+        "haproxy": haproxy_states(),
+        "suspended": suspended(),
+        "checkouts": {n: checked_out(n) for n in host_names()},
+        "primaries": {n: topo.host_by_name(n).app_pid_file.read_text().strip() for n in host_names()},
+    }
+
+
+def write_inventory(directory: Path, change=None, name: str = "sandbox") -> Path:
+    """A copy of the sandbox inventory, changed by `change(data)`, as DIRECTORY/NAME.yml."""
+    data = copy.deepcopy(INVENTORY)
+    if change:
+        change(data)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return directory
+
+
+def fab(*args: str, inventories: Path | None = None, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run the real `fab` command as an operator would, without a terminal."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_"))}
+    # Never let boto3 probe the instance-metadata address from a test: only loopback and the sandbox.
+    full_env["AWS_EC2_METADATA_DISABLED"] = "true"
+    if inventories is not None:
+        full_env["ROLLOUT_INVENTORIES"] = str(inventories)
+    for k, v in (env or {}).items():
+        if v is None:
+            full_env.pop(k, None)
+        else:
+            full_env[k] = v
+    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
+                          stdin=subprocess.DEVNULL)

@@ -1,0 +1,198 @@
+"""The rolling deploy, end to end on the sandbox: real sshd, Node cluster, moto, HAProxy."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from sandbox import origin, topology as topo
+from sandbox.load import LoadGenerator
+from tests import fleetctl as f
+from tests.slackstub import SlackStub
+
+pytestmark = pytest.mark.fleet
+
+ALL = set(("Launch Terminate HealthCheck ReplaceUnhealthy AZRebalance AlarmNotification ScheduledActions AddToLoadBalancer").split())
+
+
+@pytest.fixture
+def new_commit(fleet):
+    """A commit on main that no host runs yet."""
+    return origin.add_commit(topo.ORIGIN, f"release {time.time_ns()}")
+
+
+@pytest.fixture
+def healthy_fleet(fleet):
+    """Before and after the test: every host in every balancer, serving main, no process suspended."""
+    _restore()
+    yield
+    _restore()
+
+
+def _restore():
+    if f.suspended():
+        f.aws("autoscaling").resume_processes(AutoScalingGroupName="sandbox-asg")
+    if any(s != "UP" for s in f.haproxy_states().values()) or any(s != "InService" for s in f.elb_members().values()) \
+            or len(f.elb_members()) < len(f.instances()) or len(f.tg_members()) < len(f.instances()):
+        done = f.fab("deploy", "--env=sandbox", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def assert_fleet_serves(sha: str):
+    ids = f.instances()
+    assert {n: f.checked_out(n) for n in f.host_names()} == {n: sha for n in f.host_names()}
+    assert {a: f.served_version(a) for a in ids.values()} == {a: sha for a in ids.values()}
+    assert f.elb_members() == {i: "InService" for i in ids}
+    assert f.tg_members() == {i: "healthy" for i in ids}
+    assert f.haproxy_states() == {a: "UP" for a in ids.values()}
+
+
+def only_balancer(kind):
+    def change(data):
+        data["load_balancers"] = [lb for lb in data["load_balancers"] if lb["kind"] == kind]
+    return change
+
+
+@pytest.mark.parametrize("kind", ["elb", "alb", "haproxy"])
+def test_deploy_through_each_balancer_kind_updates_every_host(kind, healthy_fleet, new_commit, tmp_path):
+    asg = f.aws("autoscaling")
+    asg.suspend_processes(AutoScalingGroupName="sandbox-asg", ScalingProcesses=["AZRebalance"])
+    try:
+        inv = f.write_inventory(tmp_path / "inv", only_balancer(kind))
+        report = tmp_path / "report.json"
+        done = f.fab("deploy", "--env=sandbox", "--yes", f"--report={report}", inventories=inv)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert_fleet_serves(new_commit)
+        # Someone else's suspension stays; everything we suspended is resumed.
+        assert f.suspended() == {"AZRebalance"}
+        doc = json.loads(report.read_text())
+        assert doc["result"] == "succeeded" and doc["sha"] == new_commit
+        assert {h["result"] for h in doc["hosts"]} == {"updated"} and len(doc["hosts"]) == len(f.instances())
+        assert all(h["new_version"] == new_commit and h["out_of_service_seconds"] > 0 for h in doc["hosts"])
+        assert doc["suspended_processes"] and "AZRebalance" not in doc["suspended_processes"]
+        assert doc["bastion_connections"] == 1
+    finally:
+        asg.resume_processes(AutoScalingGroupName="sandbox-asg", ScalingProcesses=["AZRebalance"])
+
+
+def test_batches_by_percentage_keep_capacity_and_deploy_everything(healthy_fleet, new_commit, tmp_path):
+    done = f.fab("deploy", "--env=sandbox", "--yes", "--batch=50%")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "batch 1/2" in done.stdout and "batch 2/2" in done.stdout
+    assert_fleet_serves(new_commit)
+
+
+def test_zero_downtime_under_load_through_haproxy(healthy_fleet, new_commit):
+    url = f"http://{topo.BASTION_ADDR}:{topo.HAPROXY_FRONTEND_PORT}/version"
+    with LoadGenerator(url, duration=60, keepalive_workers=4, fresh_workers=4) as load:
+        deadline = time.monotonic() + 5
+        while load.elapsed() < 1.0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = f.fab("deploy", "--env=sandbox", "--yes")
+        time.sleep(0.5)
+    result = load.result()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert result.failures == 0, result.summary()
+    assert result.rate >= 500, result.summary()
+    assert result.keepalive_requests > 0 and result.fresh_requests > 0, result.summary()
+    assert new_commit in result.versions and len(result.versions) == 2, result.summary()
+    assert_fleet_serves(new_commit)
+
+
+def test_commit_whose_app_does_not_start_fails_at_the_first_batch(healthy_fleet, tmp_path):
+    before = f.snapshot()
+    good = before["checkouts"]["h001"]
+    report = tmp_path / "report.json"
+    done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    err = done.stderr.strip().splitlines()[-1]
+    assert "h001" in err and "health" in err and "left out of the load balancers" in err
+    ids = f.instances()
+    first = next(i for i, a in ids.items() if a == topo.host_by_name("h001").address)
+    # The failed host is out of every balancer; the others were never touched and still serve.
+    assert first not in f.elb_members() and first not in f.tg_members()
+    assert f.haproxy_states()[ids[first]] == "MAINT"
+    for name in ("h002", "h003", "h004"):
+        host = topo.host_by_name(name)
+        assert f.checked_out(name) == good and f.served_version(host.address) == good
+        assert f.haproxy_states()[host.address] == "UP"
+    assert f.suspended() == before["suspended"] == set()
+    doc = json.loads(report.read_text())
+    assert doc["result"] == "failed" and doc["exit_code"] == 1
+    assert [h["result"] for h in doc["hosts"]] == ["failed", "pending", "pending", "pending"]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(healthy_fleet, new_commit):
+    before = f.snapshot()
+    done = f.fab("deploy", "--env=sandbox", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for expected in ("Instances, in order", "Batches", "Load balancers", "sandbox-elb", "sandbox-tg", "Estimated duration",
+                     "sandbox-asg", new_commit, "Dry run: nothing was changed"):
+        assert expected in done.stdout
+    assert f.snapshot() == before
+
+
+def test_interrupt_mid_rollout_restores_processes_and_exits_130(healthy_fleet, new_commit):
+    proc = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes"], cwd=f.ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while f.suspended() != ALL and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert f.suspended() == ALL, "the rollout never suspended the processes"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert f.suspended() == set()
+
+
+def test_status_json_describes_every_instance(fleet):
+    done = f.fab("status", "--env=sandbox", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    ids = f.instances()
+    assert {h["instance_id"]: h["address"] for h in doc["hosts"]} == ids
+    for h in doc["hosts"]:
+        assert h["ssh"] == "ok" and h["health"] == 200 and h["version"] == f.served_version(h["address"])
+        assert set(h["balancers"]) == {"elb:sandbox-elb", "alb:sandbox-tg", "haproxy:app"}
+    assert doc["autoscaling_group"] == {"name": "sandbox-asg", "suspended_processes": sorted(f.suspended())}
+
+
+def test_slack_hears_start_progress_and_end_without_the_token(healthy_fleet, new_commit, tmp_path):
+    token = "xoxb-secret-token-never-printed"
+    with SlackStub() as slack:
+        inv = f.write_inventory(tmp_path / "inv", lambda d: d["slack"].update(api_url=slack.url))
+        done = f.fab("deploy", "--env=sandbox", "--yes", inventories=inv, env={"SLACK_BOT_TOKEN": token})
+    assert done.returncode == 0, done.stdout + done.stderr
+    methods = [c["method"] for c in slack.calls]
+    assert methods[0] == "chat.postMessage" and "chat.update" in methods and methods[-1] == "chat.postMessage"
+    assert "deploying" in slack.texts()[0] and new_commit[:12] in slack.texts()[0]
+    assert "succeeded" in slack.texts()[-1]
+    assert all(c["auth"] == f"Bearer {token}" for c in slack.calls)
+    assert token not in done.stdout + done.stderr
+    assert all(token not in c["raw"] for c in slack.calls)
+
+
+def test_slack_failure_never_fails_the_deploy(healthy_fleet, new_commit, tmp_path):
+    with SlackStub(fail=True) as slack:
+        inv = f.write_inventory(tmp_path / "inv", lambda d: d["slack"].update(api_url=slack.url))
+        done = f.fab("deploy", "--env=sandbox", "--yes", inventories=inv, env={"SLACK_BOT_TOKEN": "xoxb-x"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert slack.calls and "channel_not_found" in done.stderr
+    assert_fleet_serves(new_commit)
+
+
+def test_no_slack_token_means_no_slack_calls(healthy_fleet, new_commit, tmp_path):
+    with SlackStub() as slack:
+        inv = f.write_inventory(tmp_path / "inv", lambda d: d["slack"].update(api_url=slack.url))
+        done = f.fab("deploy", "--env=sandbox", "--yes", inventories=inv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert slack.calls == []
