@@ -10,7 +10,7 @@ from rollout import cli
     help={
         "env": "environment: the name of a file in inventories/ (required)",
         "ref": "branch, tag or SHA to deploy (default: the environment's branch)",
-        "batch": "hosts out of service at once: a count (2) or a percentage (25%%); default 1",
+        "batch": "hosts out of service at once: a count (2) or a percentage (25%); default 1",
         "hosts": "only these instances: comma-separated ids, names or addresses",
         "dry-run": "print the full plan and change nothing",
         "yes": "do not ask for confirmation on a terminal",
@@ -28,7 +28,7 @@ def status(c, env, json=False):
     cli.status(env, as_json=json)
 
 
-@task(name="up", help={"hosts": "number of application hosts (default 4, up to 200)"})
+@task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)"})
 def sandbox_up(c, hosts=4):
     """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto."""
     from sandbox import tasks

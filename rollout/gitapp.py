@@ -14,6 +14,16 @@ SHA_LINE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
+class Update:
+    """What the update script reported: the new HEAD, workers before and after, host-side timings."""
+
+    head: Optional[str]
+    before: "Processes"
+    after: "Processes"
+    seconds: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Processes:
     """The app's primary and its worker pids, as seen on the host."""
 
@@ -82,3 +92,75 @@ def workers_replaced(before: Processes, after: Processes, expected: Optional[int
     if len(after.workers) < want:
         return False, f"{len(after.workers)} workers running, expected {want}"
     return True, ""
+
+
+def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Optional[str], signal: Optional[str],
+                  command: Optional[str], workers: Optional[int], wait: float = 10.0) -> str:
+    """One remote script: checkout, install, reload, then wait on the host for the workers to be replaced.
+
+    Waiting on the host spares a network round trip per poll; the controller still
+    judges the printed pids with `workers_replaced` and checks health itself.
+    Each phase prints a `mark NAME EPOCH` line so the phases can be timed.
+    """
+    p, s = quote(path), quote(sha)
+    lines = [
+        "set -e",
+        'mark() { echo "mark $1 $(date +%s.%N)"; }',
+        "mark start",
+        f"git -C {p} checkout --quiet --force --detach {s}",
+        f'echo "head $(git -C {p} rev-parse HEAD)"',
+        "mark checkout",
+    ]
+    if install:
+        lines += [f"cd {p} && DEPLOY_SHA={s} sh -c {quote(install)}", "mark install"]
+    if pid_file:
+        f = quote(pid_file)
+        want = int(workers) if workers else 0
+        lines += [
+            f'pid=$(cat -- {f}); kill -0 "$pid"',
+            'old=$(pgrep -P "$pid" | tr "\\n" " " || true)',
+            'echo "before $pid $old"',
+            f'kill -s {quote(signal)} "$pid"',
+            "mark signal",
+            f"want={want}; [ \"$want\" -gt 0 ] || want=$(echo $old | wc -w)",
+            f"end=$(( $(date +%s) + {int(wait)} ))",
+            "while :; do",
+            '  new=$(pgrep -P "$pid" | tr "\\n" " " || true); left=0',
+            '  for o in $old; do case " $new " in *" $o "*) left=1;; esac; done',
+            '  if [ $left = 0 ] && [ $(echo $new | wc -w) -ge "$want" ]; then break; fi',
+            '  [ $(date +%s) -lt $end ] || break',
+            "  sleep 0.02",
+            "done",
+            'echo "after $pid $new"',
+            "mark reload",
+        ]
+    else:
+        lines += [f"cd {p} && DEPLOY_SHA={s} sh -c {quote(command)}", "mark reload"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_update(output: str) -> Update:
+    """The Update an update_script printed."""
+    head, before, after, marks = None, Processes(None, frozenset()), Processes(None, frozenset()), []
+    for line in output.splitlines():
+        word, _, rest = line.partition(" ")
+        if word == "head":
+            head = parse_version(rest)
+        elif word in ("before", "after"):
+            procs = parse_processes(rest)
+            before, after = (procs, after) if word == "before" else (before, procs)
+        elif word == "mark":
+            name, _, when = rest.partition(" ")
+            try:
+                marks.append((name, float(when)))
+            except ValueError:
+                pass
+    seconds = {}
+    for (_, t0), (name, t1) in zip(marks, marks[1:]):
+        if name != "signal":
+            seconds[name] = round(t1 - t0, 3)
+        else:
+            seconds["reload"] = round(t1 - t0, 3)
+    if "signal" in dict(marks) and "reload" in dict(marks):
+        seconds["reload"] = round(dict(marks)["reload"] - dict(marks)["signal"], 3)
+    return Update(head=head, before=before, after=after, seconds=seconds)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from rollout.errors import ConfigError
 
@@ -107,7 +107,7 @@ class Health(Model):
     status: int = 200
     version_path: Optional[str] = "/version"
     timeout: float = Field(60, gt=0)
-    interval: float = Field(0.2, gt=0)
+    interval: float = Field(0.05, gt=0)
 
 
 class Smoke(Model):
@@ -132,7 +132,6 @@ class Inventory(Model):
     """One environment: where its hosts are, how to reach them, how to update them."""
 
     name: str = ""
-    stack: Optional[str] = None
     aws: Aws
     instances: Instances
     bastion: Bastion
@@ -141,7 +140,7 @@ class Inventory(Model):
     autoscaling_group: Optional[str] = None
     app: GitApp
     health: Health
-    batch: str = "1"
+    batch: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "1"
     smoke: list[Smoke] = []
     post_deploy: list[str] = []
     alarms: Optional[Alarms] = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ class Runner:
         self.out = output
         self.report = report
         self.suspended_by_us: tuple[str, ...] = ()
+        self._registered: dict[int, set[str]] = {}
         self.alarms_disabled: list[str] = []
 
     # -- the whole rollout -------------------------------------------------
@@ -156,49 +158,45 @@ class Runner:
             )
 
     def _balancers(self, action: str, hosts: list[Host]) -> None:
-        """One call per balancer for the whole batch; waits run side by side."""
+        """One call per balancer for the whole batch, all balancers side by side."""
         t = time.monotonic()
         lbs = self.env.balancers
-        label = {"deregister": "deregister", "drain": "drain", "register": "register", "wait_healthy": "wait_healthy"}[action]
+        ids = {h.instance_id for h in hosts}
 
-        def one(lb):
+        def one(i: int, lb) -> None:
             if action == "deregister":
+                if i not in self._registered:
+                    self._registered[i] = set(lb.members())
                 # A host already out (say, left out by an earlier failed rollout) has nothing to deregister.
-                registered = lb.members()
-                present = [h for h in hosts if h.instance_id in registered]
+                present = [h for h in hosts if h.instance_id in self._registered[i]]
                 if present:
                     lb.deregister(present)
+                self._registered[i] -= ids
             elif action == "drain":
                 lb.wait_drained(hosts)
             elif action == "register":
                 lb.register(hosts)
+                self._registered.setdefault(i, set()).update(ids)
             else:
                 lb.wait_healthy(hosts, self.inv.health.timeout)
 
         errors = []
-        if len(lbs) <= 1 or action in ("deregister", "register"):
-            for lb in lbs:
-                try:
-                    one(lb)
-                except (WaitTimeout, RolloutError, Exception) as exc:  # noqa: BLE001 - collected, raised below
+        with ThreadPoolExecutor(max_workers=max(1, len(lbs))) as pool:
+            futures = [(lb, pool.submit(one, i, lb)) for i, lb in enumerate(lbs)]
+            for lb, fut in futures:
+                exc = fut.exception()
+                if exc is not None:
                     errors.append((lb, exc))
-        else:
-            with ThreadPoolExecutor(max_workers=len(lbs)) as pool:
-                futures = [(lb, pool.submit(one, lb)) for lb in lbs]
-                for lb, fut in futures:
-                    exc = fut.exception()
-                    if exc is not None:
-                        errors.append((lb, exc))
         took = time.monotonic() - t
         for h in hosts:
-            self.report.host(h.instance_id).steps.append(StepRecord(label, round(took, 3), not errors))
+            self.report.host(h.instance_id).steps.append(StepRecord(action, round(took, 3), not errors))
         if errors:
             lb, exc = errors[0]
             raise DeployFailed(
-                f"{label} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {exc}."
+                f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {exc}."
                 " These hosts may be out of that load balancer; check it before retrying."
             )
-        self.out.line(f"{label} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")
+        self.out.line(f"{action} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")
 
     # -- updating hosts ------------------------------------------------------
     def _update_all(self, hosts: list[Host], started: set[str]) -> dict[str, StepError]:
@@ -244,35 +242,44 @@ class Runner:
         return result.stdout
 
     def _update(self, host: Host) -> None:
+        """Checkout, install and reload in one remote script, then check health from here."""
         app, sha = self.inv.app, self.plan.sha
         rec = self.report.host(host.instance_id)
-        with self._step(host, "checkout"):
-            got = gitapp.parse_version(self._remote(host, "checkout", gitapp.checkout_command(app.path, sha)))
-            if got != sha:
-                raise StepError(host.label, "checkout", f"HEAD is {got} after checkout, expected {sha}")
-            rec.new_version = sha
-        if app.install:
-            with self._step(host, "install"):
-                self._remote(host, "install", gitapp.install_command(app.path, app.install, sha))
-        before = None
-        with self._step(host, "reload"):
-            if app.reload.pid_file:
-                before = gitapp.parse_processes(self._remote(host, "reload", gitapp.processes_command(app.reload.pid_file)))
-                self._remote(host, "reload", gitapp.signal_command(app.reload.pid_file, app.reload.signal))
-            else:
-                self._remote(host, "reload", gitapp.reload_command(app.path, app.reload.command, sha))
+        script = gitapp.update_script(app.path, sha, install=app.install, pid_file=app.reload.pid_file,
+                                      signal=app.reload.signal, command=app.reload.command, workers=app.workers,
+                                      wait=min(self.inv.health.timeout, 30))
+        self.out.host_step(host, "update", "started")
+        t = time.monotonic()
+        result = self.env.fleet.run(host.address, f"sh -c {shlex.quote(script)}", timeout=600)
+        update = gitapp.parse_update(result.stdout)
+        for step in ("checkout", "install", "reload"):
+            if step in update.seconds:
+                rec.steps.append(StepRecord(step, update.seconds[step], True))
+                self.out.host_step(host, step, "ok", update.seconds[step])
+        if result.exited != 0 or update.head != sha:
+            failed = next((s for s in ("checkout", "install", "reload") if s not in update.seconds and
+                           (s != "install" or app.install)), "reload")
+            why = f"exited {result.exited}: {tail(result.stderr or result.stdout)}" if result.exited else f"HEAD is {update.head}, expected {sha}"
+            rec.steps.append(StepRecord(failed, round(time.monotonic() - t, 3), False, why))
+            self.out.host_step(host, failed, "failed", detail=why)
+            raise StepError(host.label, failed, why)
+        rec.new_version = sha
         with self._step(host, "health"):
-            self._wait_healthy(host, before)
+            self._wait_healthy(host, update.before if app.reload.pid_file else None, update.after)
 
-    def _wait_healthy(self, host: Host, before) -> None:
+    def _wait_healthy(self, host: Host, before, after) -> None:
         inv, fleet, sha = self.inv, self.env.fleet, self.plan.sha
+        seen = {"after": after}
 
         def check():
             obs = health.probe(lambda: fleet.host_channel(host.address, inv.health.port), inv.health)
             ok, why = health.judge(obs, inv.health, sha)
             if ok and before is not None and before.primary is not None:
-                out = fleet.run(host.address, gitapp.processes_command(inv.app.reload.pid_file), timeout=30)
-                ok, why = gitapp.workers_replaced(before, gitapp.parse_processes(out.stdout), inv.app.workers)
+                ok, why = gitapp.workers_replaced(before, seen["after"], inv.app.workers)
+                if not ok:
+                    out = fleet.run(host.address, gitapp.processes_command(inv.app.reload.pid_file), timeout=30)
+                    seen["after"] = gitapp.parse_processes(out.stdout)
+                    ok, why = gitapp.workers_replaced(before, seen["after"], inv.app.workers)
             return ok, why
 
         try:

@@ -80,6 +80,9 @@ class Fleet:
             return
         _open(self.bastion, "bastion", self.known_hosts)
         self.bastion_opens += 1
+        # Every host session is multiplexed over this one socket; without NODELAY each
+        # small SSH message can wait on a delayed ACK (about 40 ms on Linux).
+        self.bastion.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connect(self, addresses: list[str]) -> None:
         """Open a connection to each host through the bastion, in parallel; raise on the first failure."""

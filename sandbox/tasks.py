@@ -21,7 +21,7 @@ def status() -> None:
     """The sandbox's own servers, then `fab status --env=sandbox` if it is up."""
     info = fleet.describe()
     print(json.dumps(info, indent=2, default=str))
-    if info.get("up"):
+    if info.get("moto_listening") and info.get("namespaces"):
         from rollout import cli
 
         cli.status("sandbox")

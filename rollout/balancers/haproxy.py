@@ -7,15 +7,24 @@ or, with `via: local`, directly (a unix socket path or host:port).
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from rollout.errors import PreflightError
 from rollout.plan import BalancerFacts, Host
-from rollout.waiting import poll
+from rollout.waiting import WaitTimeout, poll
+
+log = logging.getLogger("rollout.haproxy")
 
 # srv_admin_state bits (HAProxy's SRV_ADMF_*): any maintenance or drain flag.
 _ADMIN_OUT = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
 _OP_RUNNING = 2
+
+
+def answers_complete(data: bytes) -> int:
+    """How many complete runtime API answers `data` holds (each ends with an empty line)."""
+    lines = data.split(b"\n")[:-1]
+    return sum(1 for ln in lines if ln == b"")
 
 
 def parse_servers_state(text: str) -> list[dict]:
@@ -70,22 +79,26 @@ class HaproxyBackend:
         self.fleet = fleet
         self.poll_interval = poll_interval
         self._ids = {h.address: h.instance_id for h in hosts}
+        self._by_addr: dict[str, str] | None = None
 
     # -- runtime API -------------------------------------------------------
     def command(self, cmd: str) -> str:
         """Send one runtime API command line (';'-separated commands allowed); return the answer."""
         sock = self._open()
+        expected = cmd.count(";") + 1
         try:
             sock.sendall(cmd.encode() + b"\n")
-            chunks = []
-            while True:
-                data = sock.recv(65536)
-                if not data:
+            data = b""
+            # Each command's answer ends with an empty line; stop there rather than wait
+            # for the connection to close, which costs a round trip through the bastion.
+            while answers_complete(data) < expected:
+                chunk = sock.recv(65536)
+                if not chunk:
                     break
-                chunks.append(data)
+                data += chunk
         finally:
             sock.close()
-        return b"".join(chunks).decode(errors="replace")
+        return data.decode(errors="replace")
 
     def _open(self):
         api = self.spec.runtime_api
@@ -107,7 +120,10 @@ class HaproxyBackend:
         return rows
 
     def _servers(self, hosts: list[Host]) -> dict[str, str]:
-        by_addr = {r["srv_addr"]: r["srv_name"] for r in self._rows()}
+        """Instance id -> HAProxy server name; the backend's servers are read once."""
+        if self._by_addr is None:
+            self._by_addr = {r["srv_addr"]: r["srv_name"] for r in self._rows()}
+        by_addr = self._by_addr
         missing = [h.label for h in hosts if h.address not in by_addr]
         if missing:
             raise PreflightError(f"HAProxy backend {self.name}: no server with the address of {', '.join(missing)}")
@@ -148,9 +164,10 @@ class HaproxyBackend:
                 max_interval=1.0,
                 what=f"HAProxy {self.name}: draining",
             )
-        finally:
+        except WaitTimeout as exc:
             # Past the deadline the remaining sessions are cut: that is what drain_timeout means.
-            self._set_state(hosts, "maint")
+            log.warning("HAProxy %s: %s; putting the servers in maintenance anyway", self.name, exc)
+        self._set_state(hosts, "maint")
 
     def register(self, hosts: list[Host]) -> None:
         self._set_state(hosts, "ready")
