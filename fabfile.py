@@ -28,6 +28,51 @@ def status(c, env, json=False):
     cli.status(env, as_json=json)
 
 
+@task(help={"env": "environment name (required)", "force": "do not wait for the dead run's lock to expire",
+            "report": "write a JSON report of the recovery rollout to this path"})
+def recover(c, env, force=False, report=None):
+    """Restore the fleet after a rollout that died: resume, roll back, re-register, unlock."""
+    cli.recover(env, force=force, report=report)
+
+
+@task(help={"env": "environment name (required)", "to": "SHA or ref to return to (default: the previous successful version)",
+            "batch": "hosts out of service at once", "yes": "do not ask for confirmation on a terminal",
+            "report": "write a JSON report to this path"})
+def rollback(c, env, to=None, batch=None, yes=False, report=None):
+    """Deploy the last successful version before the current one, through the same rolling path."""
+    cli.rollback(env, to=to, batch=batch, yes=yes, report=report)
+
+
+@task(help={"env": "environment name (required)", "limit": "how many rollouts (default 20)", "json": "print JSON"})
+def history(c, env, limit=20, json=False):
+    """List the environment's recent rollouts: who, ref, SHA, start, result."""
+    cli.history(env, limit=limit, as_json=json)
+
+
+@task(help={"env": "environment name (required)", "force": "required: remove the lock whoever holds it"})
+def unlock(c, env, force=False):
+    """Remove an environment's deploy lock (after checking its holder is dead)."""
+    cli.unlock(env, force=force)
+
+
+@task(help={"env": "environment name (required)", "reason": "why; shown to anyone who tries to deploy"})
+def pause(c, env, reason=""):
+    """Pause an environment: running rollouts stop after their batch, new ones are refused."""
+    cli.pause(env, reason=reason)
+
+
+@task(help={"env": "environment name (required)"})
+def unpause(c, env):
+    """Allow rollouts on a paused environment again."""
+    cli.unpause(env)
+
+
+@task(help={"env": "environment name (required)"})
+def setup(c, env):
+    """Create the shared state table (lock, journal, history) if it does not exist."""
+    cli.setup(env)
+
+
 @task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)"})
 def sandbox_up(c, hosts=4):
     """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto."""
@@ -52,5 +97,5 @@ def sandbox_status(c):
     tasks.status()
 
 
-ns = Collection(deploy, status)
+ns = Collection(deploy, status, recover, rollback, history, pause, unpause, unlock, setup)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
-from typing import Optional
+from typing import Callable, Optional
 
 import boto3
+import botocore
 import botocore.exceptions
+import botocore.session
 from botocore.config import Config
+from botocore.paginate import Paginator
+from botocore.waiter import Waiter, create_waiter_with_client
 
 from rollout.errors import AwsAccessError
+from rollout.retry import aws_retrying
 
-# botocore's "standard" mode retries throttling and 5xx with exponential backoff and jitter.
-_RETRIES = Config(retries={"max_attempts": 8, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# botocore's own retries are off: every retry goes through tenacity (rollout.retry), so it
+# is logged and bounded in one place. "standard" is pinned so AWS_RETRY_MODE=adaptive
+# cannot add botocore's client-side rate limiter (its own sleeps) behind our back.
+_NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 class Aws:
-    """A boto3 session bound to an environment's region and endpoint, counting API calls."""
+    """A boto3 session bound to an environment's region and endpoint, counting API calls.
 
-    def __init__(self, region: str, endpoint_url: Optional[str] = None, profile: Optional[str] = None):
+    `calls` and `calls_by_operation` count HTTP attempts (botocore's before-call
+    event fires once per attempt now that botocore does not retry by itself), so
+    a call retried by tenacity after throttling counts twice.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        endpoint_url: Optional[str] = None,
+        profile: Optional[str] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.region = region
         self.endpoint_url = endpoint_url
+        self._sleep = sleep
+        self._botocore = botocore.session.get_session()
         try:
-            self.session = boto3.Session(profile_name=profile, region_name=region)
+            self.session = boto3.Session(botocore_session=self._botocore, profile_name=profile, region_name=region)
         except botocore.exceptions.ProfileNotFound:
             raise AwsAccessError(f"AWS profile {profile!r} not found; create it (aws configure --profile {profile}) or remove aws.profile") from None
         self.calls = 0
@@ -38,11 +59,16 @@ class Aws:
             key = f"{model.service_model.service_name}.{model.name}"
             self.calls_by_operation[key] = self.calls_by_operation.get(key, 0) + 1
 
-    def client(self, service: str):
-        """A cached client for `service` (elb, elbv2, ec2, autoscaling, cloudwatch, ...)."""
+    def client(self, service: str) -> "RetryingClient":
+        """A cached client for `service` (elb, elbv2, ec2, autoscaling, cloudwatch, ...).
+
+        Returns a RetryingClient: the boto3 client's API methods, paginators and
+        waiters, each HTTP call retried by rollout.retry.aws_retrying().
+        """
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self.session.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+                raw = self.session.client(service, endpoint_url=self.endpoint_url, config=_NO_RETRIES)
+                self._clients[service] = RetryingClient(raw, self._botocore, sleep=self._sleep)
             return self._clients[service]
 
     def check_access(self) -> str:
@@ -53,6 +79,58 @@ class Aws:
             )
         with translate("checking AWS credentials"):
             return self.client("sts").get_caller_identity()["Arn"]
+
+
+class RetryingClient:
+    """A boto3 client whose API calls, paginator pages and waiter polls are retried with tenacity.
+
+    Anything that is not an API method (`exceptions`, `meta`, `can_paginate`, ...)
+    is the wrapped client's own attribute.
+    """
+
+    def __init__(self, client, botocore_session: botocore.session.Session, sleep: Callable[[float], None] = time.sleep):
+        self._client = client
+        self._botocore = botocore_session
+        self._sleep = sleep
+        self._methods: dict[str, Callable] = {}
+        self._service = client.meta.service_model.service_name
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):  # never reached for our own attributes; avoids recursion before __init__
+            raise AttributeError(name)
+        operation = self._client.meta.method_to_api_mapping.get(name)
+        if operation is None:
+            return getattr(self._client, name)
+        if name not in self._methods:
+            self._methods[name] = self._retried(getattr(self._client, name), f"{self._service}.{operation}")
+        return self._methods[name]
+
+    def _retried(self, method: Callable, operation: str) -> Callable:
+        """`method` called through a fresh aws_retrying() strategy on every call."""
+
+        def call(*args, **kwargs):
+            return aws_retrying(sleep=self._sleep, operation=operation)(method, *args, **kwargs)
+
+        call.__name__ = method.__name__
+        call.__doc__ = method.__doc__
+        return call
+
+    def get_paginator(self, operation_name: str) -> Paginator:
+        """botocore's paginator for `operation_name`, fetching each page through the retried method."""
+        if not self._client.can_paginate(operation_name):
+            return self._client.get_paginator(operation_name)  # raises OperationNotPageableError
+        meta = self._client.meta
+        api_name = meta.method_to_api_mapping[operation_name]
+        model = self._botocore.get_paginator_model(self._service, meta.service_model.api_version)
+        return Paginator(getattr(self, operation_name), model.get_paginator(api_name), meta.service_model.operation_model(api_name))
+
+    def get_waiter(self, waiter_name: str) -> Waiter:
+        """botocore's waiter `waiter_name`, polling through the retried method."""
+        model = self._botocore.get_waiter_model(self._service, self._client.meta.service_model.api_version)
+        names = {botocore.xform_name(n): n for n in model.waiter_names}
+        if waiter_name not in names:
+            raise ValueError(f"Waiter does not exist: {waiter_name}")
+        return create_waiter_with_client(names[waiter_name], model, self)
 
 
 @contextmanager

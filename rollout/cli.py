@@ -13,9 +13,9 @@ from typing import Optional
 from invoke.exceptions import Exit
 
 from rollout import deploy as deploying
-from rollout import inventory, status as statuses
+from rollout import inventory, journal as journals, lock as locks, pause as pauses, status as statuses
 from rollout.environment import Environment
-from rollout.errors import RolloutError
+from rollout.errors import RolloutError, UsageError
 from rollout.plan import Plan
 from rollout.progress import Output
 
@@ -74,3 +74,70 @@ def status(env: str, as_json: bool = False) -> None:
         print(json.dumps(doc, indent=2))
     else:
         statuses.render(doc, Output().console)
+
+
+@exits
+def recover(env: str, force: bool = False, report: Optional[str] = None) -> None:
+    deploying.recover(inventory.load(env), Output(), force=force, report_path=Path(report) if report else None)
+
+
+@exits
+def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False, report: Optional[str] = None) -> None:
+    deploying.rollback(inventory.load(env), Output(), to=to, batch=batch, confirm=_confirm_on_terminal(yes),
+                       report_path=Path(report) if report else None)
+
+
+@exits
+def history(env: str, limit: int = 20, as_json: bool = False) -> None:
+    rows = deploying.history_rows(inventory.load(env), limit=int(limit))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    out = Output()
+    if not rows:
+        out.line(f"{env}: no rollouts recorded")
+    for r in rows:
+        print(f"{r['started']}  {r['result']:<12} {r['sha'][:12]}  {r['ref']:<24} {r['who']}  ({len(r['hosts'])} hosts, run {r['run_id']})")
+
+
+def _with_store(env: str, fn):
+    e, store = deploying.state_store(inventory.load(env))
+    try:
+        store.check()
+        return fn(store)
+    finally:
+        e.close()
+
+
+@exits
+def unlock(env: str, force: bool = False) -> None:
+    if not force:
+        raise UsageError("unlock removes another rollout's lock; it needs --force (check first that the holder is dead)")
+    held = _with_store(env, locks.force_unlock)
+    print(f"{env}: removed the lock held by {locks.describe(held)}" if held else f"{env}: no lock was held")
+    run = _with_store(env, journals.unfinished)
+    if run:
+        print(f"{env}: run {run} did not finish; restore the fleet with: fab recover --env={env}")
+
+
+@exits
+def pause(env: str, reason: str = "") -> None:
+    item = _with_store(env, lambda store: pauses.pause(store, reason))
+    print(f"{env}: {pauses.describe(item)}")
+
+
+@exits
+def unpause(env: str) -> None:
+    item = _with_store(env, pauses.unpause)
+    print(f"{env}: unpaused" + (f" (was {pauses.describe(item)})" if item else " (was not paused)"))
+
+
+@exits
+def setup(env: str) -> None:
+    inv = inventory.load(env)
+    e, store = deploying.state_store(inv)
+    try:
+        created = store.create_table()
+    finally:
+        e.close()
+    print(f"state table {inv.state.table}: {'created' if created else 'already exists'}")

@@ -1,19 +1,25 @@
-"""`deploy`: preflight (touching nothing), plan, then run the plan."""
+"""`deploy`, `recover` and `rollback`: preflight (touching nothing), lock, plan, run, record."""
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from rollout import gitapp, plan as planning, refs
+from rollout import autoscaling, gitapp, journal as journals, lock as locks, pause as pauses, plan as planning, recovery, refs
 from rollout.environment import Environment
-from rollout.errors import PreflightError, RefError
+from rollout.errors import LockHeld, PreflightError, RefError, RolloutError, UsageError
+from rollout.interrupts import StopRequest
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
-from rollout.report import Report
-from rollout.runner import Runner, tail
+from rollout.report import Report, who
+from rollout.runner import Policy, Runner, tail
+from rollout.store import Store
+from rollout.waiting import WaitTimeout, poll
+
+log = logging.getLogger("rollout.deploy")
 
 
 def on_hosts(env: Environment, hosts: list, command_for) -> dict[str, object]:
@@ -27,27 +33,50 @@ def on_hosts(env: Environment, hosts: list, command_for) -> dict[str, object]:
         return dict(pool.map(one, hosts))
 
 
-def preflight(env: Environment, *, ref: Optional[str], batch: Optional[str], hosts: Optional[str], fetch: bool) -> planning.Plan:
-    """Check everything a rollout needs and return its plan; change nothing on the fleet.
+def refuse_if_busy(store: Store, env_name: str) -> None:
+    """Refuse while paused, locked by a live run, or left unfinished by a dead one."""
+    pauses.refuse_if_paused(store, env_name)
+    holder = locks.holder(store)
+    if holder:
+        raise LockHeld(f"another rollout holds the lock: {locks.describe(holder)}; wait for it, or if it is dead: fab unlock --env={env_name} --force")
+    journals.refuse_if_unfinished(store, env_name)
 
-    With `fetch`, every selected host also fetches the commit while it still serves,
-    so that time out of service holds only checkout and reload.
-    """
+
+def current_versions(env: Environment, hosts: list) -> list:
+    inv = env.inventory
+    versions = on_hosts(env, hosts, lambda h: gitapp.version_command(inv.app.path))
+    broken = [h for h in hosts if versions[h.instance_id].exited != 0]
+    if broken:
+        h = broken[0]
+        raise PreflightError(f"{h.label}: {inv.app.path} is not a git checkout ({tail(versions[h.instance_id].stderr)}); set up the app there first")
+    return [replace(h, version=gitapp.parse_version(versions[h.instance_id].stdout)) for h in hosts]
+
+
+def prefetch(env: Environment, hosts: list, shas: set[str], ref: str) -> None:
+    """Every host fetches the commits while it still serves, so time out of service holds only checkout and reload."""
+    inv = env.inventory
+    fetched = on_hosts(env, hosts, lambda h: "; ".join(gitapp.fetch_command(inv.app.path, s) for s in sorted(shas)))
+    bad = [h for h in hosts if fetched[h.instance_id].exited != 0]
+    if bad:
+        h = bad[0]
+        raise RefError(f"{h.label} cannot fetch {', '.join(sorted(shas))} for {ref!r}: {tail(fetched[h.instance_id].stderr)}")
+
+
+def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
+              fetch: bool, sha: Optional[str] = None) -> planning.Plan:
+    """Check everything a rollout needs and return its plan; change nothing on the fleet."""
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     ref = refs.validate(ref or inv.app.branch)
     all_hosts = env.discover()
+    if store is not None:
+        store.check()
+        refuse_if_busy(store, inv.name)
     selected = planning.select_hosts(all_hosts, wanted)
     env.fleet.connect([h.address for h in selected])
-    sha = refs.resolve(inv.app.repository, ref)
-
-    versions = on_hosts(env, selected, lambda h: gitapp.version_command(inv.app.path))
-    broken = [h for h in selected if versions[h.instance_id].exited != 0]
-    if broken:
-        h = broken[0]
-        raise PreflightError(f"{h.label}: {inv.app.path} is not a git checkout ({tail(versions[h.instance_id].stderr)}); set up the app there first")
-    selected = [replace(h, version=gitapp.parse_version(versions[h.instance_id].stdout)) for h in selected]
+    sha = sha or refs.resolve(inv.app.repository, ref)
+    selected = current_versions(env, selected)
 
     facts = tuple(lb.facts() for lb in env.balancers)
     ids = {h.instance_id for h in all_hosts}
@@ -55,14 +84,8 @@ def preflight(env: Environment, *, ref: Optional[str], batch: Optional[str], hos
     notes = tuple(planning.membership_differences(ids, members))
     suspended = env.group.suspended() if env.group else frozenset()
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
-
     if fetch:
-        fetched = on_hosts(env, selected, lambda h: gitapp.fetch_command(inv.app.path, sha))
-        bad = [h for h in selected if fetched[h.instance_id].exited != 0]
-        if bad:
-            h = bad[0]
-            raise RefError(f"{h.label} cannot fetch {sha} for {ref!r}: {tail(fetched[h.instance_id].stderr)}")
-
+        prefetch(env, selected, {sha}, ref)
     return planning.build(
         env=inv.name, ref=ref, sha=sha, hosts=selected, batch=batch or inv.batch,
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
@@ -70,11 +93,46 @@ def preflight(env: Environment, *, ref: Optional[str], batch: Optional[str], hos
     )
 
 
-def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=False, confirm=None, report_path: Optional[Path] = None) -> Optional[Report]:
+def _run(env: Environment, store: Store, plan: planning.Plan, output, report_path, *, targets=None, take_over=None) -> Report:
+    """Take the lock, run the plan with journal and pause checks, record history, release the lock."""
+    inv = env.inventory
+    run_id = journals.new_run_id()
+    report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=run_id)
+    lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
+    lock.acquire(take_over=take_over)
+    policy = Policy(on_failure=inv.on_failure, max_failures=planning.parse_max_failures(inv.max_failures, len(plan.hosts)))
+    stop = StopRequest()
+
+    def paused() -> Optional[str]:
+        item = pauses.current(store)
+        return pauses.describe(item) if item else None
+
+    try:
+        output.line(f"run {run_id}: deploying {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {inv.name}"
+                    f" in {len(plan.batches)} batches")
+        with stop.handling_signals():
+            Runner(env, plan, output, report, policy=policy, journal=journals.Journal(store, run_id), lock=lock,
+                   paused=paused, stop=stop, targets=targets).run()
+        return report
+    finally:
+        lock.release()
+        if report.ended:
+            try:
+                journals.record_run(store, report)
+            except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
+                log.error("could not record run %s in the history: %s", run_id, exc)
+        output.summary(report)
+        if report_path:
+            report.write(report_path)
+
+
+def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=False, confirm=None,
+           report_path: Optional[Path] = None, sha: Optional[str] = None) -> Optional[Report]:
     """Deploy `ref` to the environment; return the report (None for a dry run)."""
     env = Environment(inv)
     try:
-        plan = preflight(env, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run)
+        store = Store(env.aws, inv.state.table, inv.name)
+        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha)
         for note in plan.notes:
             output.warn(note)
         if dry_run:
@@ -82,14 +140,119 @@ def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=
             return None
         if confirm is not None and not confirm(plan):
             raise PreflightError("deploy not confirmed; nothing was changed")
-        report = Report(env=inv.name, ref=plan.ref, sha=plan.sha)
-        output.line(f"deploying {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {inv.name} in {len(plan.batches)} batches")
-        try:
-            Runner(env, plan, output, report).run()
-        finally:
-            output.summary(report)
-            if report_path:
-                report.write(report_path)
-        return report
+        return _run(env, store, plan, output, report_path)
     finally:
         env.close()
+
+
+def recover(inv: Inventory, output, *, force: bool = False, report_path: Optional[Path] = None) -> Optional[Report]:
+    """Restore the fleet after a run that did not finish: resume, re-enable, roll touched hosts back, unlock."""
+    env = Environment(inv)
+    try:
+        store = Store(env.aws, inv.state.table, inv.name)
+        env.aws.check_access()
+        store.check()
+        dead = journals.unfinished(store)
+        if dead is None:
+            held = locks.holder(store)
+            output.line(f"{inv.name}: no unfinished run" + (f"; the lock is held by {locks.describe(held)}" if held else "; nothing to recover"))
+            return None
+        _wait_for_silence(store, dead, inv.state.lock_ttl, force, output)
+        a = recovery.assess(dead, journals.records(store, dead))
+        output.line(f"recovering run {dead} ({a.direction}, last step: {a.last_step}): "
+                    f"{len(a.targets)} host(s) to restore, processes to resume: {', '.join(a.resume) or 'none'}")
+        all_hosts = env.discover()
+        if a.resume and a.group:
+            group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)
+            group.resume(a.resume)
+            output.line(f"resumed {', '.join(a.resume)} on {a.group}")
+        if a.alarms and env.alarms is not None:
+            env.alarms.enable(list(a.alarms))
+            output.line(f"re-enabled actions of {len(a.alarms)} alarms")
+        dead_journal = journals.Journal(store, dead)
+        dead_journal.seq = len(journals.records(store, dead))
+        dead_journal.finish("recovered")
+        if not a.targets:
+            _release_dead_lock(store, dead)
+            output.line("no host was taken out of service; the fleet is as it was")
+            return None
+        hosts = [h for h in all_hosts if h.instance_id in a.targets]
+        env.fleet.connect([h.address for h in hosts])
+        hosts = current_versions(env, hosts)
+        prefetch(env, hosts, set(a.targets.values()), "recover")
+        plan = planning.build(
+            env=inv.name, ref=f"recover {dead}", sha=a.version, hosts=hosts, batch=str(a.batch_size),
+            balancers=tuple(lb.facts() for lb in env.balancers), group=env.group.name if env.group else None,
+            suspended_before=env.group.suspended() if env.group else frozenset(),
+        )
+        return _run(env, store, plan, output, report_path, targets=a.targets, take_over=dead)
+    finally:
+        env.close()
+
+
+def _wait_for_silence(store: Store, dead: str, ttl: float, force: bool, output) -> None:
+    """A crashed run's lock expires within its ttl; a live run keeps renewing it."""
+    held = locks.holder(store)
+    if not held or held.get("run_id") != dead or force:
+        return
+    output.line(f"run {dead} still holds the lock; waiting up to {ttl:g}s for it to expire (a live rollout keeps renewing it)")
+    try:
+        poll(lambda: locks.holder(store), lambda h: not h or h.get("run_id") != dead, timeout=ttl + 5, interval=1, max_interval=2,
+             what="waiting for the dead run's lock to expire")
+    except WaitTimeout:
+        raise LockHeld(f"run {dead} is still renewing its lock: it is alive. Stop it first, or if you are sure it is dead:"
+                       f" fab recover --env=ENV --force") from None
+
+
+def _release_dead_lock(store: Store, dead: str) -> None:
+    try:
+        store.delete("lock", condition="run_id = :run", params={"run": dead})
+    except Exception:  # noqa: BLE001 - already gone or taken over
+        pass
+
+
+def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
+    """(ref, sha) to roll back to: `to`, else the last successful version before the current one."""
+    runs = [r for r in journals.history(store, limit=200) if r.get("result") == "succeeded"]
+    if to:
+        return to, ""
+    if not runs:
+        raise UsageError("no successful rollout in the history; give --to=SHA")
+    current = runs[0]["sha"]
+    before = next((r for r in runs if r["sha"] != current), None)
+    if before is None:
+        raise UsageError(f"every successful rollout in the history deployed {current[:12]}; give --to=SHA")
+    return before["ref"], before["sha"]
+
+
+def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, confirm=None,
+             report_path: Optional[Path] = None) -> Optional[Report]:
+    """Deploy the previous successful version (or `to`) through the same rolling path."""
+    env = Environment(inv)
+    try:
+        env.aws.check_access()
+        store = Store(env.aws, inv.state.table, inv.name)
+        store.check()
+        ref, sha = rollback_target(store, to)
+    finally:
+        env.close()
+    output.line(f"rolling back {inv.name} to {sha[:12] or ref} ({ref})")
+    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, report_path=report_path, sha=sha or None)
+
+
+def history_rows(inv: Inventory, limit: int = 20) -> list[dict]:
+    env = Environment(inv)
+    try:
+        env.aws.check_access()
+        store = Store(env.aws, inv.state.table, inv.name)
+        store.check()
+        return journals.history(store, limit=limit)
+    finally:
+        env.close()
+
+
+def state_store(inv: Inventory) -> tuple[Environment, Store]:
+    env = Environment(inv)
+    env.aws.check_access()
+    return env, Store(env.aws, inv.state.table, inv.name)
+

@@ -55,6 +55,30 @@ class DeployFailed(RolloutError):
     exit_code = 1
 
 
+class RolledBack(RolloutError):
+    """Hosts failed; every updated host was returned to its previous version."""
+
+    exit_code = 9
+
+
+class LockHeld(RolloutError):
+    """Another rollout holds the environment's lock."""
+
+    exit_code = 10
+
+
+class Paused(RolloutError):
+    """The environment is paused, or the rollout stopped because it was paused."""
+
+    exit_code = 11
+
+
+class RecoveryNeeded(RolloutError):
+    """An earlier run did not finish; `fab recover` must restore the fleet first."""
+
+    exit_code = 12
+
+
 class Interrupted(RolloutError):
     """The operator interrupted the rollout (Ctrl-C or SIGTERM)."""
 

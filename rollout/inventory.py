@@ -128,6 +128,11 @@ class Slack(Model):
     api_url: Optional[str] = None
 
 
+class State(Model):
+    table: str = "rollout-state"
+    lock_ttl: float = Field(60, ge=10)
+
+
 class Inventory(Model):
     """One environment: where its hosts are, how to reach them, how to update them."""
 
@@ -141,6 +146,9 @@ class Inventory(Model):
     app: GitApp
     health: Health
     batch: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "1"
+    max_failures: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "0"
+    on_failure: Literal["rollback", "stop"] = "rollback"
+    state: State = State()
     smoke: list[Smoke] = []
     post_deploy: list[str] = []
     alarms: Optional[Alarms] = None

@@ -90,6 +90,16 @@ def parse_batch(spec: str | int, total: int) -> int:
     return max(1, min(size, max(total, 1)))
 
 
+def parse_max_failures(spec: str | int, total: int) -> int:
+    """Hosts that may fail before the rollout stops, from '2' or '10%' (rounded down)."""
+    text = str(spec).strip()
+    m = re.fullmatch(r"(\d+)(%?)", text)
+    if not m or (m.group(2) and int(m.group(1)) > 100):
+        raise UsageError(f"max_failures={text!r} is not valid: give a count like 0 or 2, or a percentage like 10%")
+    value = int(m.group(1))
+    return math.floor(total * value / 100) if m.group(2) else value
+
+
 def parse_host_filter(spec: Optional[str]) -> Optional[frozenset[str]]:
     """The --hosts value as a set of instance ids, names or addresses; None means all."""
     if spec is None or str(spec).strip() == "":

@@ -36,8 +36,8 @@ class Output:
         self.line(f"WARNING {message}" if not self.live_enabled else f"[yellow]warning[/] {message}")
 
     # -- per-host live table ------------------------------------------------
-    def batch_started(self, index: int, total: int, hosts) -> None:
-        self.line(f"batch {index}/{total}: {', '.join(h.label for h in hosts)}")
+    def batch_started(self, index: int, phase: str, hosts) -> None:
+        self.line(f"batch {index} ({phase}): {', '.join(h.label for h in hosts)}")
         if self.live_enabled:
             with self._lock:
                 self._hosts = {h.label: ["waiting", "", str(time.monotonic())] for h in hosts}

@@ -49,6 +49,7 @@ class Report:
     env: str
     ref: str
     sha: str
+    run_id: str = ""
     who: str = field(default_factory=who)
     started: str = field(default_factory=now_iso)
     ended: Optional[str] = None

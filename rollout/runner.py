@@ -1,4 +1,8 @@
-"""Walk a plan through the adapters: suspend, roll batch by batch, restore exactly what was changed."""
+"""Walk a plan through the adapters: suspend, roll batch by batch, roll back on failure, restore exactly.
+
+Every state change is written to the journal before the next step starts, so that
+`recover` can restore the fleet if this process dies at any point.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import os
 import shlex
 import subprocess
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 from rollout import gitapp, health
-from rollout.errors import DeployFailed, Interrupted, RolloutError, StepError
-from rollout.plan import Batch, Host, Plan
+from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Paused, RolledBack, RolloutError, StepError
+from rollout.interrupts import StopRequest
+from rollout.plan import Host, Plan
 from rollout.report import HostRecord, Report, StepRecord, now_iso
-from rollout.waiting import WaitTimeout, poll
+from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.runner")
 
@@ -24,58 +30,94 @@ def tail(text: str, lines: int = 3) -> str:
     return " | ".join(text.strip().splitlines()[-lines:]) or "no output"
 
 
+@dataclass
+class Policy:
+    """What to do when hosts fail: how many may fail, and whether to roll the rest back."""
+
+    on_failure: str = "rollback"
+    max_failures: int = 0
+
+
+@dataclass
+class BatchResult:
+    updated: list[Host] = field(default_factory=list)
+    restored: list[Host] = field(default_factory=list)
+    left_out: list[Host] = field(default_factory=list)
+    errors: dict[str, StepError] = field(default_factory=dict)
+
+
 class Runner:
     """Runs one planned rollout against one environment's adapters."""
 
-    def __init__(self, env, plan: Plan, output, report: Report):
+    def __init__(self, env, plan: Plan, output, report: Report, *, policy: Optional[Policy] = None,
+                 journal=None, lock=None, paused: Callable[[], Optional[str]] = lambda: None,
+                 stop: Optional[StopRequest] = None, targets: Optional[dict[str, str]] = None):
         self.env = env
         self.inv = env.inventory
         self.plan = plan
         self.out = output
         self.report = report
+        self.policy = policy or Policy()
+        self.journal = journal
+        self.lock = lock
+        self.paused = paused
+        self.stop = stop or StopRequest()
+        self.targets = targets or {}
+        self.size = len(plan.batches[0].hosts) if plan.batches else 1
         self.suspended_by_us: tuple[str, ...] = ()
-        self._registered: dict[int, set[str]] = {}
         self.alarms_disabled: list[str] = []
+        self.failures = 0
+        self.batch_no = 0
+        self._registered: dict[int, set[str]] = {}
+
+    def target(self, host: Host) -> str:
+        return self.targets.get(host.instance_id, self.plan.sha)
 
     # -- the whole rollout -------------------------------------------------
     def run(self) -> Report:
         plan, report = self.plan, self.report
         report.batches = len(plan.batches)
-        report.hosts = [
-            HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version) for b in plan.batches for h in b.hosts
-        ]
+        report.hosts = [HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version)
+                        for b in plan.batches for h in b.hosts]
         t0 = time.monotonic()
+        self._journal("start", {
+            "run_id": report.run_id, "ref": plan.ref, "sha": plan.sha, "batch_size": self.size, "who": report.who,
+            "direction": "recover" if self.targets else "deploy",
+            "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
+                       "target": self.target(h)} for h in plan.hosts],
+        }, begin=True)
         self.env.slack.start(f":rocket: {self.inv.name}: deploying {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts"
-                             f" in {len(plan.batches)} batches — {report.who}")
-        error: Optional[BaseException] = None
+                             f" in batches of {self.size} — {report.who}")
+        error: Optional[RolloutError] = None
         try:
             self._suspend()
-            for batch in plan.batches:
-                self._batch(batch)
-                self.env.slack.progress(
-                    f":hourglass_flowing_sand: {self.inv.name}: {plan.sha[:12]} — batch {batch.index}/{len(plan.batches)} done"
-                )
-            self._smoke()
-            report.result = "succeeded"
-        except KeyboardInterrupt:
-            report.result = "interrupted"
-            error = Interrupted("interrupted: the batch in hand was restored where possible; see the summary")
+            error = self._forward()
+            if error is None:
+                self._smoke()
+                report.result = "succeeded"
         except RolloutError as exc:
             report.result = "failed"
             error = exc
+        except KeyboardInterrupt:
+            report.result = "interrupted"
+            error = Interrupted("interrupted during a step; see the summary for hosts that may be out of the load balancers")
         finally:
             restore_error = self._restore()
             if restore_error and error is None:
-                report.result = "failed"
-                error = restore_error
+                report.result, error = "failed", restore_error
         if error is None:
             self._post_deploy()
         report.ended = now_iso()
         report.duration_seconds = round(time.monotonic() - t0, 3)
         report.error = str(error) if error else ""
-        report.exit_code = error.exit_code if isinstance(error, RolloutError) else 0
+        report.exit_code = error.exit_code if error else 0
         report.aws_calls = self.env.aws.calls
         report.bastion_connections = self.env.fleet.bastion_opens
+        if self.journal is not None:
+            try:
+                self.journal.finish(report.result)
+            except Exception as exc:  # noqa: BLE001 - the journal then stays open and `recover` will say so
+                log.error("could not close the journal of run %s: %s; run fab recover --env=%s", report.run_id, exc, self.inv.name)
         icon = ":white_check_mark:" if error is None else ":x:"
         rows = "\n".join("  ".join(r) for r in report.summary_rows())
         self.env.slack.finish(f"{icon} {report.headline()}" + (f"\n{report.error}" if error else "") + f"\n```{rows}```")
@@ -83,19 +125,85 @@ class Runner:
             raise error
         return report
 
+    def _forward(self) -> Optional[RolloutError]:
+        """Roll every host forward; on failure beyond the budget apply the policy. None means success."""
+        report = self.report
+        stopped = self._roll(list(self.plan.hosts), self.target, "deploy")
+        updated = [h for h in self.plan.hosts if self.report.host(h.instance_id).result == "updated"]
+        if stopped is None:
+            if self.failures:
+                self.out.warn(f"{self.failures} host(s) failed within max_failures={self.policy.max_failures}; they run their previous version")
+            return None
+        kind, why = stopped
+        left_out = [h.name or h.instance_id for h in report.hosts if h.result == "failed, out of service"]
+        if kind == "failed" and self.policy.on_failure == "rollback":
+            if updated:
+                self.out.line(f"rolling back {len(updated)} updated host(s) to their previous versions: {why}")
+                self.env.slack.progress(f":rewind: {self.inv.name}: rolling back {len(updated)} host(s): {why}")
+                back = self._roll(updated, lambda h: h.version, "rollback")
+                if back is not None:
+                    report.result = "failed"
+                    return DeployFailed(f"{why}; rollback did not finish either: {back[1]}; see the summary")
+            if not left_out:
+                report.result = "rolled_back"
+                return RolledBack(f"{why}; every host touched was returned to its previous version and is serving")
+        if left_out:
+            why += f"; out of the load balancers: {', '.join(left_out)} (fix them, then deploy again)"
+        report.result = {"paused": "paused", "interrupted": "interrupted", "lock": "failed"}.get(kind, "failed")
+        cls = {"paused": Paused, "interrupted": Interrupted, "lock": LockHeld}.get(kind, DeployFailed)
+        return cls(why)
+
+    def _roll(self, hosts: list[Host], target: Callable[[Host], str], phase: str) -> Optional[tuple[str, str]]:
+        """Update hosts batch by batch; (reason kind, message) if it had to stop, None when all were done."""
+        queue = deque(hosts)
+        left_out: list[Host] = []
+        while queue:
+            if self.stop.requested:
+                return "interrupted", (f"interrupted by {self.stop.reason} after batch {self.batch_no}: the batch in hand was"
+                                       f" finished; {len(queue)} host(s) were not updated")
+            if self.lock is not None and self.lock.lost:
+                return "lock", f"lost the deploy lock to {self.lock.lost}"
+            if phase == "deploy" and (why := self.paused()):
+                return "paused", f"{self.inv.name} was {why}; stopped after batch {self.batch_no}"
+            room = self.size - len(left_out)
+            if room <= 0:
+                return "failed", f"{len(left_out)} failed host(s) are out of the load balancers, which is the whole batch size"
+            batch = [queue.popleft() for _ in range(min(room, len(queue)))]
+            if phase == "rollback" and (unreachable := self._unreachable(batch)):
+                # Never take a host out of service that we cannot then update.
+                for h in unreachable:
+                    self.report.host(h.instance_id).error = "could not roll back: unreachable over SSH"
+                batch = [h for h in batch if h not in unreachable]
+                if not batch:
+                    continue
+            result = self._batch(batch, target, phase)
+            left_out += result.left_out
+            if phase == "deploy":
+                self.failures += len(result.errors)
+                if self.failures > self.policy.max_failures:
+                    first = next(iter(result.errors.values()))
+                    return "failed", (f"{self.failures} host(s) failed (max_failures={self.policy.max_failures}); first: {first}")
+            elif result.errors:
+                self.failures += len(result.errors)
+        if phase == "rollback" and any(self.report.host(h.instance_id).error.startswith("could not roll back") for h in hosts):
+            return "failed", "some hosts could not be rolled back"
+        return None
+
     # -- Auto Scaling and alarms: suspend once, restore exactly ---------------
     def _suspend(self) -> None:
         group, plan = self.env.group, self.plan
         if group is not None:
-            # Recorded before the call: if it half-succeeds we still resume what we asked for.
+            # Journaled before the call: if it half-succeeds we still resume what we asked for.
             self.suspended_by_us = plan.to_suspend
             self.report.suspended_processes = list(plan.to_suspend)
+            self._journal("suspended", {"group": group.name, "processes": list(plan.to_suspend)})
             group.suspend(plan.to_suspend)
             self.out.line(f"suspended {', '.join(plan.to_suspend) or 'nothing'} on {group.name}"
                           + (f" (already suspended by someone else: {', '.join(sorted(plan.suspended_before))})" if plan.suspended_before else ""))
         if self.env.alarms is not None:
             self.alarms_disabled = self.env.alarms.enabled()
             self.report.alarms_disabled = list(self.alarms_disabled)
+            self._journal("alarms_disabled", {"names": self.alarms_disabled})
             self.env.alarms.disable(self.alarms_disabled)
             if self.alarms_disabled:
                 self.out.line(f"disabled actions of {len(self.alarms_disabled)} alarms")
@@ -106,56 +214,82 @@ class Runner:
         if self.alarms_disabled:
             try:
                 self.env.alarms.enable(self.alarms_disabled)
+                self._journal("alarms_enabled", {"names": self.alarms_disabled})
                 self.out.line(f"re-enabled actions of {len(self.alarms_disabled)} alarms")
             except Exception as exc:  # noqa: BLE001 - reported, and the resume below must still run
                 log.error("re-enabling alarms %s failed: %s", self.alarms_disabled, exc)
-                failure = RolloutError(f"could not re-enable alarm actions ({exc}); run: aws cloudwatch enable-alarm-actions --alarm-names {' '.join(self.alarms_disabled)}")
+                failure = RolloutError(f"could not re-enable alarm actions ({exc}); run: fab recover --env={self.inv.name}")
         if self.suspended_by_us:
             try:
                 self.env.group.resume(self.suspended_by_us)
+                self._journal("resumed", {"group": self.env.group.name, "processes": list(self.suspended_by_us)})
                 self.out.line(f"resumed {', '.join(self.suspended_by_us)} on {self.env.group.name}")
             except Exception as exc:  # noqa: BLE001
                 log.error("resuming %s failed: %s", self.suspended_by_us, exc)
-                failure = RolloutError(
-                    f"could not resume processes on {self.env.group.name} ({exc}); run: aws autoscaling resume-processes"
-                    f" --auto-scaling-group-name {self.env.group.name} --scaling-processes {' '.join(self.suspended_by_us)}"
-                )
+                failure = RolloutError(f"could not resume processes on {self.env.group.name} ({exc}); run: fab recover --env={self.inv.name}")
         return failure
 
+    def _journal(self, kind: str, data, begin: bool = False, many: bool = False) -> None:
+        if self.journal is None:
+            return
+        if begin:
+            self.journal.begin(data)
+        elif many:
+            self.journal.write_many(kind, data)
+        else:
+            self.journal.write(kind, data)
+
     # -- one batch ---------------------------------------------------------
-    def _batch(self, batch: Batch) -> None:
-        hosts = list(batch.hosts)
+    def _batch(self, hosts: list[Host], target: Callable[[Host], str], phase: str) -> BatchResult:
+        self.batch_no += 1
         out = self.out
-        out.batch_started(batch.index, len(self.plan.batches), hosts)
-        started: set[str] = set()
+        out.batch_started(self.batch_no, f"{phase}", hosts)
+        result = BatchResult()
         try:
             t_out = time.monotonic()
+            self._journal("deregistered", {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts]})
             self._balancers("deregister", hosts)
-            self._balancers("drain", hosts)
-            failures = self._update_all(hosts, started)
-            healthy = [h for h in hosts if h.instance_id not in failures]
-            if healthy:
-                self._balancers("register", healthy)
-                self._balancers("wait_healthy", healthy)
-                for h in healthy:
+            try:
+                self._balancers("drain", hosts)
+            except Cancelled:
+                # Nothing was updated yet: put the batch back as it was.
+                self._balancers("register", hosts)
+                self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
+                return result
+            self._journal("updating", [{"instance_id": h.instance_id, "from": h.version, "to": target(h)} for h in hosts], many=True)
+            self._update_all(hosts, target, phase, result)
+            back = result.updated + result.restored
+            if back:
+                self._balancers("register", back)
+                self._balancers("wait_healthy", back)
+                self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in back]})
+                for h in back:
                     rec = self.report.host(h.instance_id)
                     rec.out_of_service_seconds = round(time.monotonic() - t_out, 3)
-                    rec.result = "updated"
-        except KeyboardInterrupt:
-            self._restore_untouched(hosts, started)
-            raise
+            for h in result.updated:
+                rec = self.report.host(h.instance_id)
+                rec.result = "updated" if phase == "deploy" else "rolled back"
+                if phase == "rollback":
+                    rec.new_version = h.version
+            for h in result.restored:
+                rec = self.report.host(h.instance_id)
+                rec.result, rec.new_version = "failed, restored", h.version
+            for h in result.left_out:
+                self.report.host(h.instance_id).result = "failed, out of service"
+            for iid, err in result.errors.items():
+                self.report.host(iid).error = f"{err.step}: {err.message}"
         finally:
             out.batch_finished()
-        if failures:
-            for iid, err in failures.items():
-                rec = self.report.host(iid)
-                rec.result, rec.error = "failed", f"{err.step}: {err.message}"
-            first = next(iter(failures.values()))
-            names = ", ".join(self.report.host(i).name or i for i in failures)
-            raise DeployFailed(
-                f"batch {batch.index}: {len(failures)} host(s) failed ({names}); first: {first}."
-                f" Failed hosts were left out of the load balancers; the rest of the fleet is untouched."
-            )
+        return result
+
+    def _unreachable(self, hosts: list[Host]) -> list[Host]:
+        bad = []
+        for h in hosts:
+            try:
+                self.env.fleet.connect([h.address])
+            except ConnectError:
+                bad.append(h)
+        return bad
 
     def _balancers(self, action: str, hosts: list[Host]) -> None:
         """One call per balancer for the whole batch, all balancers side by side."""
@@ -173,7 +307,7 @@ class Runner:
                     lb.deregister(present)
                 self._registered[i] -= ids
             elif action == "drain":
-                lb.wait_drained(hosts)
+                lb.wait_drained(hosts, cancelled=lambda: self.stop.requested)
             elif action == "register":
                 lb.register(hosts)
                 self._registered.setdefault(i, set()).update(ids)
@@ -192,83 +326,82 @@ class Runner:
             self.report.host(h.instance_id).steps.append(StepRecord(action, round(took, 3), not errors))
         if errors:
             lb, exc = errors[0]
+            if isinstance(exc, Cancelled):
+                raise exc
             raise DeployFailed(
                 f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {exc}."
-                " These hosts may be out of that load balancer; check it before retrying."
+                f" These hosts may be out of that load balancer; run: fab recover --env={self.inv.name}"
             )
         self.out.line(f"{action} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")
 
     # -- updating hosts ------------------------------------------------------
-    def _update_all(self, hosts: list[Host], started: set[str]) -> dict[str, StepError]:
-        failures: dict[str, StepError] = {}
-
+    def _update_all(self, hosts: list[Host], target: Callable[[Host], str], phase: str, result: BatchResult) -> None:
         def work(h: Host):
-            started.add(h.instance_id)
             try:
-                self._update(h)
+                self._update(h, target(h))
+                result.updated.append(h)
             except StepError as err:
-                failures[h.instance_id] = err
                 log.warning("%s", err)
+                result.errors[h.instance_id] = err
+                if phase == "deploy" and h.version and h.version != target(h):
+                    self._restore_host(h, result)
+                else:
+                    result.left_out.append(h)
 
         with ThreadPoolExecutor(max_workers=min(len(hosts), self.inv.ssh.parallel)) as pool:
             list(pool.map(work, hosts))
-        return failures
 
-    @contextmanager
-    def _step(self, host: Host, step: str):
-        rec = self.report.host(host.instance_id)
-        self.out.host_step(host, step, "started")
-        t = time.monotonic()
+    def _restore_host(self, host: Host, result: BatchResult) -> None:
+        """Return a failed host to its previous version; it goes back in service only if healthy."""
+        self.out.line(f"{host.label}: returning to {host.version[:12]}")
         try:
-            yield
+            self._update(host, host.version, record=False)
         except StepError as err:
-            took = time.monotonic() - t
-            rec.steps.append(StepRecord(step, round(took, 3), False, err.message))
-            self.out.host_step(host, step, "failed", took, err.message)
-            raise
-        except RolloutError as err:
-            took = time.monotonic() - t
-            rec.steps.append(StepRecord(step, round(took, 3), False, str(err)))
-            self.out.host_step(host, step, "failed", took, str(err))
-            raise StepError(host.label, step, str(err)) from None
-        took = time.monotonic() - t
-        rec.steps.append(StepRecord(step, round(took, 3), True))
-        self.out.host_step(host, step, "ok", took)
+            log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, host.version[:12], err)
+            result.left_out.append(host)
+            return
+        self._journal("restored", {"instance_id": host.instance_id, "version": host.version})
+        result.restored.append(host)
 
-    def _remote(self, host: Host, step: str, command: str, timeout: float = 600):
-        result = self.env.fleet.run(host.address, command, timeout=timeout)
-        if result.exited != 0:
-            raise StepError(host.label, step, f"`{command}` exited {result.exited}: {tail(result.stderr or result.stdout)}")
-        return result.stdout
-
-    def _update(self, host: Host) -> None:
+    def _update(self, host: Host, sha: str, record: bool = True) -> None:
         """Checkout, install and reload in one remote script, then check health from here."""
-        app, sha = self.inv.app, self.plan.sha
+        app = self.inv.app
         rec = self.report.host(host.instance_id)
         script = gitapp.update_script(app.path, sha, install=app.install, pid_file=app.reload.pid_file,
                                       signal=app.reload.signal, command=app.reload.command, workers=app.workers,
                                       wait=min(self.inv.health.timeout, 30))
-        self.out.host_step(host, "update", "started")
         t = time.monotonic()
-        result = self.env.fleet.run(host.address, f"sh -c {shlex.quote(script)}", timeout=600)
-        update = gitapp.parse_update(result.stdout)
+        try:
+            res = self.env.fleet.run(host.address, f"sh -c {shlex.quote(script)}", timeout=600)
+        except ConnectError as exc:
+            raise StepError(host.label, "update", str(exc)) from None
+        update = gitapp.parse_update(res.stdout)
+        prefix = "" if record else "restore "
         for step in ("checkout", "install", "reload"):
             if step in update.seconds:
-                rec.steps.append(StepRecord(step, update.seconds[step], True))
-                self.out.host_step(host, step, "ok", update.seconds[step])
-        if result.exited != 0 or update.head != sha:
+                rec.steps.append(StepRecord(prefix + step, update.seconds[step], True))
+                self.out.host_step(host, prefix + step, "ok", update.seconds[step])
+        if res.exited != 0 or update.head != sha:
             failed = next((s for s in ("checkout", "install", "reload") if s not in update.seconds and
                            (s != "install" or app.install)), "reload")
-            why = f"exited {result.exited}: {tail(result.stderr or result.stdout)}" if result.exited else f"HEAD is {update.head}, expected {sha}"
-            rec.steps.append(StepRecord(failed, round(time.monotonic() - t, 3), False, why))
-            self.out.host_step(host, failed, "failed", detail=why)
+            why = f"exited {res.exited}: {tail(res.stderr or res.stdout)}" if res.exited else f"HEAD is {update.head}, expected {sha}"
+            rec.steps.append(StepRecord(prefix + failed, round(time.monotonic() - t, 3), False, why))
+            self.out.host_step(host, prefix + failed, "failed", detail=why)
             raise StepError(host.label, failed, why)
-        rec.new_version = sha
-        with self._step(host, "health"):
-            self._wait_healthy(host, update.before if app.reload.pid_file else None, update.after)
+        if record:
+            rec.new_version = sha
+        t = time.monotonic()
+        try:
+            self._wait_healthy(host, sha, update.before if app.reload.pid_file else None, update.after)
+        except StepError as err:
+            rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), False, err.message))
+            self.out.host_step(host, prefix + "health", "failed", time.monotonic() - t, err.message)
+            raise
+        rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), True))
+        self.out.host_step(host, prefix + "health", "ok", time.monotonic() - t)
 
-    def _wait_healthy(self, host: Host, before, after) -> None:
-        inv, fleet, sha = self.inv, self.env.fleet, self.plan.sha
+    def _wait_healthy(self, host: Host, sha: str, before, after) -> None:
+        inv, fleet = self.inv, self.env.fleet
         seen = {"after": after}
 
         def check():
@@ -287,20 +420,6 @@ class Runner:
                  what=f"{host.label}: health")
         except WaitTimeout as exc:
             raise StepError(host.label, "health", f"not healthy after {inv.health.timeout:g}s: {exc.last[1]}") from None
-
-    def _restore_untouched(self, hosts: list[Host], started: set[str]) -> None:
-        """After an interrupt: put back the hosts whose update never started."""
-        untouched = [h for h in hosts if h.instance_id not in started]
-        if not untouched:
-            return
-        self.out.line(f"interrupted: putting back {', '.join(h.label for h in untouched)} (not updated)")
-        try:
-            for lb in self.env.balancers:
-                lb.register(untouched)
-            for h in untouched:
-                self.report.host(h.instance_id).result = "not started"
-        except Exception as exc:  # noqa: BLE001 - reported; the caller still restores processes
-            log.error("re-registering %s after the interrupt failed: %s", [h.label for h in untouched], exc)
 
     # -- after the last batch ------------------------------------------------
     def _smoke(self) -> None:
@@ -328,3 +447,4 @@ class Runner:
                 self.out.warn(f"post-deploy `{command}` exited {done.returncode}: {tail(done.stderr or done.stdout)}")
             else:
                 self.out.line(f"post-deploy `{command}` ok")
+

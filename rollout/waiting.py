@@ -6,6 +6,7 @@ import time
 from typing import Callable, TypeVar
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity.stop import stop_base
 
 T = TypeVar("T")
 
@@ -18,6 +19,18 @@ class WaitTimeout(Exception):
         self.last = last
 
 
+class Cancelled(WaitTimeout):
+    """The wait was abandoned because the operator asked to stop."""
+
+
+class _StopWhen(stop_base):
+    def __init__(self, predicate):
+        self.predicate = predicate
+
+    def __call__(self, retry_state) -> bool:
+        return self.predicate()
+
+
 def poll(
     check: Callable[[], T],
     done: Callable[[T], bool],
@@ -27,6 +40,7 @@ def poll(
     interval: float = 0.2,
     max_interval: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> T:
     """Call `check` until `done(result)` or `timeout` seconds pass; return the result.
 
@@ -35,7 +49,7 @@ def poll(
     """
     retrying = Retrying(
         retry=retry_if_result(lambda r: not done(r)),
-        stop=stop_after_delay(timeout),
+        stop=stop_after_delay(timeout) | _StopWhen(cancelled),
         wait=wait_exponential(multiplier=interval, min=interval, max=max_interval),
         sleep=sleep,
         reraise=True,
@@ -43,4 +57,5 @@ def poll(
     try:
         return retrying(check)
     except RetryError as exc:
-        raise WaitTimeout(what, timeout, exc.last_attempt.result()) from None
+        kind = Cancelled if cancelled() else WaitTimeout
+        raise kind(what, timeout, exc.last_attempt.result()) from None

@@ -38,6 +38,7 @@ BASTION_SUBNET = "198.18.0.0/24"
 HOSTS_SUBNET = "198.18.1.0/24"
 HOSTS_RESERVED = "198.18.1.0/25"  # explicit reservation: moto never auto-assigns from it
 ELB = "sandbox-elb"
+STATE_TABLE = "rollout-state"
 ALB = "sandbox-alb"
 TARGET_GROUP = "sandbox-tg"
 ASG = "sandbox-asg"
@@ -259,7 +260,22 @@ def ensure(hosts: list[topo.Host]) -> dict:
     if extra:
         ec2.terminate_instances(InstanceIds=extra)
         changes.append(f"terminated {len(extra)} surplus host instances")
+    _ensure_state_table(changes)
     return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
+
+
+def _ensure_state_table(changes: list[str]) -> None:
+    """The DynamoDB table rollout keeps its lock, journal and history in."""
+    ddb = client("dynamodb")
+    if STATE_TABLE in ddb.list_tables()["TableNames"]:
+        return
+    ddb.create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    changes.append(f"created DynamoDB table {STATE_TABLE}")
 
 
 def _ensure_elb(subnet: str, ids: list[str], extra: list[str], changes: list[str]) -> None:

@@ -76,6 +76,13 @@ def suspended() -> set[str]:
     return {p["ProcessName"] for p in g["SuspendedProcesses"]}
 
 
+def state(sk: str, env: str = "sandbox") -> dict | None:
+    """An item of rollout's state table (lock, pause, active), read directly."""
+    item = aws("dynamodb").get_item(TableName="rollout-state", Key={"pk": {"S": f"env#{env}"}, "sk": {"S": sk}},
+                                    ConsistentRead=True).get("Item")
+    return item
+
+
 def served_version(address: str) -> str | None:
     """What the app on `address` answers on /version, asked from inside the bastion namespace."""
     assert Path(f"/run/netns/{topo.BASTION_NS}").exists(), "bastion namespace is gone"

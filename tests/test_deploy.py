@@ -82,7 +82,8 @@ def test_deploy_through_each_balancer_kind_updates_every_host(kind, healthy_flee
 def test_batches_by_percentage_keep_capacity_and_deploy_everything(healthy_fleet, new_commit, tmp_path):
     done = f.fab("deploy", "--env=sandbox", "--yes", "--batch=50%")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "batch 1/2" in done.stdout and "batch 2/2" in done.stdout
+    batches = [ln.split(": ", 1)[1] for ln in done.stdout.splitlines() if " batch " in ln and "(deploy):" in ln]
+    assert len(batches) == 2 and all(len(b.split(", ")) == 2 for b in batches), done.stdout
     assert_fleet_serves(new_commit)
 
 
@@ -103,27 +104,23 @@ def test_zero_downtime_under_load_through_haproxy(healthy_fleet, new_commit):
     assert_fleet_serves(new_commit)
 
 
-def test_commit_whose_app_does_not_start_fails_at_the_first_batch(healthy_fleet, tmp_path):
+def test_commit_whose_app_does_not_start_stops_at_the_first_batch_and_restores_the_host(healthy_fleet, tmp_path):
     before = f.snapshot()
     good = before["checkouts"]["h001"]
     report = tmp_path / "report.json"
     done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}")
-    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.returncode == 9, done.stdout + done.stderr
     err = done.stderr.strip().splitlines()[-1]
-    assert "h001" in err and "health" in err and "left out of the load balancers" in err
-    ids = f.instances()
-    first = next(i for i, a in ids.items() if a == topo.host_by_name("h001").address)
-    # The failed host is out of every balancer; the others were never touched and still serve.
-    assert first not in f.elb_members() and first not in f.tg_members()
-    assert f.haproxy_states()[ids[first]] == "MAINT"
-    for name in ("h002", "h003", "h004"):
-        host = topo.host_by_name(name)
-        assert f.checked_out(name) == good and f.served_version(host.address) == good
-        assert f.haproxy_states()[host.address] == "UP"
+    assert "h001" in err and "health" in err and "returned to its previous version" in err
+    # The failed host went back to its previous version and into service; the others were never touched.
+    assert_fleet_serves(good)
+    assert {n: topo.host_by_name(n).app_pid_file.read_text().strip() for n in ("h002", "h003", "h004")} == \
+        {n: before["primaries"][n] for n in ("h002", "h003", "h004")}
     assert f.suspended() == before["suspended"] == set()
     doc = json.loads(report.read_text())
-    assert doc["result"] == "failed" and doc["exit_code"] == 1
-    assert [h["result"] for h in doc["hosts"]] == ["failed", "pending", "pending", "pending"]
+    assert doc["result"] == "rolled_back" and doc["exit_code"] == 9
+    assert [h["result"] for h in doc["hosts"]] == ["failed, restored", "pending", "pending", "pending"]
+    assert "health" in doc["hosts"][0]["error"]
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(healthy_fleet, new_commit):
@@ -150,8 +147,15 @@ def test_interrupt_mid_rollout_restores_processes_and_exits_130(healthy_fleet, n
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, out + err
-    assert "interrupted" in err
+    assert "interrupted by SIGINT" in err
     assert f.suspended() == set()
+    # The fleet is consistent: every host in service, each on the old or the new commit.
+    ids = f.instances()
+    assert f.elb_members() == {i: "InService" for i in ids}
+    assert f.haproxy_states() == {a: "UP" for a in ids.values()}
+    versions = {a: f.served_version(a) for a in ids.values()}
+    assert new_commit in versions.values() and len(set(versions.values())) == 2, versions
+    assert f.state("lock") is None and f.state("active") is None
 
 
 def test_status_json_describes_every_instance(fleet):

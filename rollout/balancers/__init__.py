@@ -26,8 +26,11 @@ class Balancer(Protocol):
     def deregister(self, hosts: list[Host]) -> None:
         """Stop sending new traffic to the hosts (one call for the batch)."""
 
-    def wait_drained(self, hosts: list[Host]) -> None:
-        """Return once the hosts have no traffic left, or their draining deadline passed."""
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+        """Return once the hosts have no traffic left, or their draining deadline passed.
+
+        Raises waiting.Cancelled if `cancelled()` turns true first.
+        """
 
     def register(self, hosts: list[Host]) -> None:
         """Send traffic to the hosts again (one call for the batch)."""

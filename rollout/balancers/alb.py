@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from botocore.exceptions import ClientError, WaiterError
 
 from rollout.aws import Aws, translate
 from rollout.errors import PreflightError
 from rollout.plan import BalancerFacts, Host
-from rollout.waiting import WaitTimeout
+from rollout.waiting import poll
 
 
 class TargetGroup:
@@ -74,8 +72,8 @@ class TargetGroup:
         with translate(f"deregistering from target group {self.name}"):
             self.client.deregister_targets(TargetGroupArn=self.arn, Targets=targets)
 
-    def wait_drained(self, hosts: list[Host]) -> None:
-        self._wait("target_deregistered", hosts, self.facts().drain_seconds + 30, "draining")
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+        self._wait("target_deregistered", hosts, self.facts().drain_seconds + 30, "draining", cancelled)
 
     def register(self, hosts: list[Host]) -> None:
         targets = self._targets(hosts)
@@ -85,14 +83,22 @@ class TargetGroup:
     def wait_healthy(self, hosts: list[Host], timeout: float) -> None:
         self._wait("target_in_service", hosts, max(timeout, self.facts().healthy_seconds * 2), "waiting for healthy")
 
-    def _wait(self, waiter_name: str, hosts: list[Host], timeout: float, what: str) -> None:
-        attempts = max(2, math.ceil(timeout / self.poll_interval))
-        try:
-            with translate(f"target group {self.name}: {what}"):
-                self.client.get_waiter(waiter_name).wait(
-                    TargetGroupArn=self.arn,
-                    Targets=self._targets(hosts),
-                    WaiterConfig={"Delay": self.poll_interval, "MaxAttempts": attempts},
-                )
-        except WaiterError as exc:
-            raise WaitTimeout(f"target group {self.name}: {what}", timeout, exc.last_response.get("TargetHealthDescriptions")) from None
+    def _wait(self, waiter_name: str, hosts: list[Host], timeout: float, what: str, cancelled=lambda: False) -> None:
+        """boto3's waiter, one attempt at a time inside a cancellable poll with a deadline."""
+        waiter = self.client.get_waiter(waiter_name)
+        targets = self._targets(hosts)
+        last = {}
+
+        def attempt() -> bool:
+            try:
+                with translate(f"target group {self.name}: {what}"):
+                    waiter.wait(TargetGroupArn=self.arn, Targets=targets, WaiterConfig={"Delay": 1, "MaxAttempts": 1})
+                return True
+            except WaiterError as exc:
+                last["response"] = exc.last_response.get("TargetHealthDescriptions")
+                if "Max attempts exceeded" in str(exc):
+                    return False
+                raise RuntimeError(f"target group {self.name}: {what}: {exc}") from None
+
+        poll(attempt, bool, timeout=timeout, interval=self.poll_interval, max_interval=5.0, cancelled=cancelled,
+             what=f"target group {self.name}: {what}")

@@ -51,7 +51,7 @@ class ClassicElb:
         with translate(f"deregistering from ELB {self.name}"):
             self.client.deregister_instances_from_load_balancer(LoadBalancerName=self.name, Instances=_ids(hosts))
 
-    def wait_drained(self, hosts: list[Host]) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
         # While draining, a deregistered instance still reads InService; once it is
         # done the ELB reports it OutOfService or no longer knows it.
         poll(
@@ -59,6 +59,7 @@ class ClassicElb:
             lambda states: all(s != "InService" for s in states.values()),
             timeout=self.facts().drain_seconds + 30,
             interval=self.poll_interval,
+            cancelled=cancelled,
             what=f"ELB {self.name}: draining",
         )
 

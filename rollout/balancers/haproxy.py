@@ -12,7 +12,7 @@ import socket
 
 from rollout.errors import PreflightError
 from rollout.plan import BalancerFacts, Host
-from rollout.waiting import WaitTimeout, poll
+from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.haproxy")
 
@@ -153,7 +153,7 @@ class HaproxyBackend:
     def deregister(self, hosts: list[Host]) -> None:
         self._set_state(hosts, "drain")
 
-    def wait_drained(self, hosts: list[Host]) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
         servers = set(self._servers(hosts).values())
         try:
             poll(
@@ -162,8 +162,11 @@ class HaproxyBackend:
                 timeout=self.spec.drain_timeout,
                 interval=self.poll_interval,
                 max_interval=1.0,
+                cancelled=cancelled,
                 what=f"HAProxy {self.name}: draining",
             )
+        except Cancelled:
+            raise
         except WaitTimeout as exc:
             # Past the deadline the remaining sessions are cut: that is what drain_timeout means.
             log.warning("HAProxy %s: %s; putting the servers in maintenance anyway", self.name, exc)

@@ -1,0 +1,92 @@
+"""Retrying AWS calls on throttling and transient failures, as tenacity strategies."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable, Optional
+
+import botocore.exceptions
+import urllib3.exceptions
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
+
+log = logging.getLogger("rollout.aws")
+
+MAX_ATTEMPTS = 8
+MAX_SECONDS = 60.0
+BACKOFF_MULTIPLIER = 0.1
+MAX_WAIT = 5.0
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "SlowDown",
+        "ProvisionedThroughputExceededException",
+    }
+)
+TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "InternalFailure", "ServiceUnavailable"})
+TRANSIENT_ERRORS = (
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.ProtocolError,
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a ClientError, else the exception's class name."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return exc.response.get("Error", {}).get("Code", "") or type(exc).__name__
+    return type(exc).__name__
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if `exc` is throttling, a transient AWS error or a connection failure worth retrying."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        if error_code(exc) in THROTTLING_CODES | TRANSIENT_CODES:
+            return True
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return isinstance(status, int) and status >= 500
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
+def _log_retry(operation: Optional[str]) -> Callable[[RetryCallState], None]:
+    """A before_sleep hook logging the operation, the error code and the coming wait; never the request."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception()
+        name = operation or getattr(exc, "operation_name", None) or getattr(state.fn, "__name__", "AWS call")
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "retrying %s after %s (attempt %d of %d, waiting %.2fs)",
+            name,
+            error_code(exc),
+            state.attempt_number + 1,
+            MAX_ATTEMPTS,
+            wait,
+        )
+
+    return before_sleep
+
+
+def aws_retrying(sleep: Callable[[float], None] = time.sleep, operation: Optional[str] = None) -> Retrying:
+    """A tenacity strategy for one AWS call: retry transient failures with full-jitter backoff.
+
+    Waits are random in [0, 0.1 * 2**(n-1)] capped at 5 s; it stops after 8
+    attempts or 60 s and re-raises the last exception. `operation` (such as
+    "ec2.DescribeInstances") names the call in the WARNING logged before each
+    retry; `sleep` is injectable so tests do not sleep.
+    """
+    return Retrying(
+        retry=retry_if_exception(is_transient),
+        wait=wait_random_exponential(multiplier=BACKOFF_MULTIPLIER, max=MAX_WAIT),
+        stop=stop_after_attempt(MAX_ATTEMPTS) | stop_after_delay(MAX_SECONDS),
+        sleep=sleep,
+        before_sleep=_log_retry(operation),
+        reraise=True,
+    )
