@@ -34,11 +34,14 @@ def on_hosts(env: Environment, hosts: list, command_for) -> dict[str, object]:
 
 
 def refuse_if_busy(store: Store, env_name: str) -> None:
-    """Refuse while paused, locked by a live run, or left unfinished by a dead one."""
+    """Refuse while paused, locked by another run, or left unfinished by a dead one."""
     pauses.refuse_if_paused(store, env_name)
     holder = locks.holder(store)
+    active = journals.unfinished(store)
     if holder:
-        raise LockHeld(f"another rollout holds the lock: {locks.describe(holder)}; wait for it, or if it is dead: fab unlock --env={env_name} --force")
+        hint = (f"if its controller died, restore the fleet with: fab recover --env={env_name}" if active == holder.get("run_id")
+                else f"wait for it, or if it is dead: fab unlock --env={env_name} --force")
+        raise LockHeld(f"another rollout holds the lock: {locks.describe(holder)}; {hint}")
     journals.refuse_if_unfinished(store, env_name)
 
 

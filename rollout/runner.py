@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rollout import gitapp, health
+from rollout import failpoints, gitapp, health
 from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Paused, RolledBack, RolloutError, StepError
 from rollout.interrupts import StopRequest
 from rollout.plan import Host, Plan
@@ -113,9 +113,17 @@ class Runner:
         report.exit_code = error.exit_code if error else 0
         report.aws_calls = self.env.aws.calls
         report.bastion_connections = self.env.fleet.bastion_opens
+        stranded = [h.name or h.instance_id for h in report.hosts
+                    if h.result == "failed, out of service" or h.error.startswith("could not roll back")]
+        if stranded:
+            self.out.warn(f"{', '.join(stranded)} need attention; restore the fleet with: fab recover --env={self.inv.name}")
         if self.journal is not None:
             try:
-                self.journal.finish(report.result)
+                if stranded:
+                    # Left open on purpose: the next deploy refuses and `recover` finishes the job.
+                    self.journal.write("stopped", {"result": report.result, "stranded": stranded})
+                else:
+                    self.journal.finish(report.result)
             except Exception as exc:  # noqa: BLE001 - the journal then stays open and `recover` will say so
                 log.error("could not close the journal of run %s: %s; run fab recover --env=%s", report.run_id, exc, self.inv.name)
         icon = ":white_check_mark:" if error is None else ":x:"
@@ -198,6 +206,7 @@ class Runner:
             self.report.suspended_processes = list(plan.to_suspend)
             self._journal("suspended", {"group": group.name, "processes": list(plan.to_suspend)})
             group.suspend(plan.to_suspend)
+            failpoints.reached("after-suspend")
             self.out.line(f"suspended {', '.join(plan.to_suspend) or 'nothing'} on {group.name}"
                           + (f" (already suspended by someone else: {', '.join(sorted(plan.suspended_before))})" if plan.suspended_before else ""))
         if self.env.alarms is not None:
@@ -256,13 +265,16 @@ class Runner:
                 self._balancers("register", hosts)
                 self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
                 return result
+            failpoints.reached("after-deregister")
             self._journal("updating", [{"instance_id": h.instance_id, "from": h.version, "to": target(h)} for h in hosts], many=True)
             self._update_all(hosts, target, phase, result)
             back = result.updated + result.restored
             if back:
+                failpoints.reached("after-health")
                 self._balancers("register", back)
                 self._balancers("wait_healthy", back)
                 self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in back]})
+                failpoints.reached("after-register")
                 for h in back:
                     rec = self.report.host(h.instance_id)
                     rec.out_of_service_seconds = round(time.monotonic() - t_out, 3)
@@ -390,9 +402,12 @@ class Runner:
             raise StepError(host.label, failed, why)
         if record:
             rec.new_version = sha
+        failpoints.reached("after-update")
         t = time.monotonic()
+        # The deadline counts from the reload, part of which was already waited out on the host.
+        left = max(1.0, self.inv.health.timeout - update.seconds.get("reload", 0.0))
         try:
-            self._wait_healthy(host, sha, update.before if app.reload.pid_file else None, update.after)
+            self._wait_healthy(host, sha, update.before if app.reload.pid_file else None, update.after, left)
         except StepError as err:
             rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), False, err.message))
             self.out.host_step(host, prefix + "health", "failed", time.monotonic() - t, err.message)
@@ -400,7 +415,7 @@ class Runner:
         rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), True))
         self.out.host_step(host, prefix + "health", "ok", time.monotonic() - t)
 
-    def _wait_healthy(self, host: Host, sha: str, before, after) -> None:
+    def _wait_healthy(self, host: Host, sha: str, before, after, timeout: float) -> None:
         inv, fleet = self.inv, self.env.fleet
         seen = {"after": after}
 
@@ -416,10 +431,10 @@ class Runner:
             return ok, why
 
         try:
-            poll(check, lambda r: r[0], timeout=inv.health.timeout, interval=inv.health.interval, max_interval=1.0,
+            poll(check, lambda r: r[0], timeout=timeout, interval=inv.health.interval, max_interval=1.0,
                  what=f"{host.label}: health")
         except WaitTimeout as exc:
-            raise StepError(host.label, "health", f"not healthy after {inv.health.timeout:g}s: {exc.last[1]}") from None
+            raise StepError(host.label, "health", f"not healthy {inv.health.timeout:g}s after the reload: {exc.last[1]}") from None
 
     # -- after the last batch ------------------------------------------------
     def _smoke(self) -> None:

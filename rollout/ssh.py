@@ -6,6 +6,7 @@ refused, never added.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,20 @@ from typing import Optional
 import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from rollout.errors import ConnectError, HostKeyError
+
+log = logging.getLogger("rollout.ssh")
+_SSH_ATTEMPTS = 3
+
+
+def _transient(exc: BaseException) -> bool:
+    """Connection-level failures worth a reconnect; never a host key problem."""
+    if isinstance(exc, HostKeyError):
+        return False
+    return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionResetError, BrokenPipeError, ConnectError))
+
 
 _CONFIG = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}})
 
@@ -115,11 +128,30 @@ class Fleet:
         return conn
 
     def run(self, address: str, command: str, timeout: Optional[float] = None):
-        """Run a shell command on a host; return invoke's Result (never raises on exit status)."""
+        """Run a shell command on a host; return invoke's Result (never raises on exit status).
+
+        A dropped connection is reopened and the command run again (tenacity, bounded),
+        so commands given here must be safe to repeat. A host lost for good raises ConnectError.
+        """
+
+        def drop(state):
+            exc = state.outcome.exception()
+            log.warning("host %s: %s: %s; reconnecting (attempt %d of %d)", address, type(exc).__name__, exc,
+                        state.attempt_number + 1, _SSH_ATTEMPTS)
+            with self._lock:
+                conn = self._hosts.pop(address, None)
+            if conn is not None:
+                conn.close()
+
         try:
-            return self.host(address).run(command, hide=True, warn=True, timeout=timeout)
+            for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(_SSH_ATTEMPTS),
+                                    wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
+                with attempt:
+                    return self.host(address).run(command, hide=True, warn=True, timeout=timeout)
         except CommandTimedOut as exc:
             raise ConnectError(f"host {address}: command timed out after {exc.timeout}s: {command}") from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise ConnectError(f"host {address}: connection lost ({type(exc).__name__}: {exc}) after {_SSH_ATTEMPTS} attempts") from None
 
     def host_channel(self, address: str, port: int, timeout: float = 10) -> paramiko.Channel:
         """A TCP channel from the host's own sshd to its 127.0.0.1:port."""

@@ -114,7 +114,9 @@ def wait_up(names: list[str], timeout: float = 30.0) -> None:
     pending = list(names)
     while time.monotonic() < deadline:
         state = servers()
-        pending = [n for n in names if not (state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]
+        # A server someone put in maintenance or drain is theirs to bring back, not the sandbox's.
+        pending = [n for n in names if not (state.get(n, {}).get("status", "").startswith(("MAINT", "DRAIN"))
+                                            or state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]
         if not pending:
             return
         time.sleep(0.1)

@@ -120,9 +120,9 @@ def ensure_origin(path: Path) -> dict[str, str]:
 
 
 def add_commit(
-    path: Path, message: str, worker_patch: str | Callable[[str], str] | None = None
+    path: Path, message: str, worker_patch: str | Callable[[str], str] | None = None, branch: str = "main"
 ) -> str:
-    """Add a commit on main of the origin at `path`; return its SHA.
+    """Add a commit on top of main, pushed to `branch` (main by default), of the origin at `path`; return its SHA.
 
     The commit writes `message` to RELEASE. `worker_patch`, if given, is either the
     new worker.js text or a function from the old text to the new one.
@@ -142,7 +142,7 @@ def add_commit(
             git("add", "-A", cwd=work)
             git("commit", "-q", "--allow-empty", "-m", message, cwd=work)
             sha = git("rev-parse", "HEAD", cwd=work)
-            git("push", "-q", "origin", "HEAD:refs/heads/main", cwd=work)
+            git("push", "-q", "-f", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
         _make_readable(path)
         return sha
     finally:

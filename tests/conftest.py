@@ -14,3 +14,23 @@ def fleet(request):
     """
     request.addfinalizer(lambda: sandbox_fleet.down(quiet=True))
     return sandbox_fleet.up(hosts=4)
+
+
+@pytest.fixture
+def new_commit(fleet):
+    """A commit on main that no host runs yet."""
+    import time
+
+    from sandbox import origin, topology
+
+    return origin.add_commit(topology.ORIGIN, f"release {time.time_ns()}")
+
+
+@pytest.fixture
+def healthy_fleet(fleet):
+    """Before and after the test: every host in every balancer on one version, nothing suspended, no lock."""
+    from tests import fleetctl
+
+    fleetctl.restore_baseline()
+    yield
+    fleetctl.restore_baseline()

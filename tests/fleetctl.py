@@ -23,6 +23,9 @@ FAB = str(Path(sys.executable).parent / "fab")
 INVENTORY = yaml.safe_load((ROOT / "inventories" / "sandbox.yml").read_text())
 
 
+ALL = set("Launch Terminate HealthCheck ReplaceUnhealthy AZRebalance AlarmNotification ScheduledActions AddToLoadBalancer".split())
+
+
 def aws(service: str):
     return boto3.client(service, endpoint_url=topo.MOTO_ENDPOINT, region_name="eu-west-1",
                         aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
@@ -124,9 +127,9 @@ def write_inventory(directory: Path, change=None, name: str = "sandbox") -> Path
     return directory
 
 
-def fab(*args: str, inventories: Path | None = None, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Run the real `fab` command as an operator would, without a terminal."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_"))}
+def fab_env(env: dict | None = None, inventories: Path | None = None) -> dict:
+    """The environment `fab` runs with in tests: no Slack or AWS settings leak in from outside."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "AWS_", "ROLLOUT_"))}
     # Never let boto3 probe the instance-metadata address from a test: only loopback and the sandbox.
     full_env["AWS_EC2_METADATA_DISABLED"] = "true"
     if inventories is not None:
@@ -136,5 +139,41 @@ def fab(*args: str, inventories: Path | None = None, env: dict | None = None, ti
             full_env.pop(k, None)
         else:
             full_env[k] = v
-    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=full_env,
-                          stdin=subprocess.DEVNULL)
+    return full_env
+
+
+def fab(*args: str, inventories: Path | None = None, env: dict | None = None, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run the real `fab` command as an operator would, without a terminal."""
+    return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=fab_env(env, inventories), stdin=subprocess.DEVNULL)
+
+
+def clear_state(*items: str, env: str = "sandbox") -> None:
+    for sk in items:
+        aws("dynamodb").delete_item(TableName="rollout-state", Key={"pk": {"S": f"env#{env}"}, "sk": {"S": sk}})
+
+
+def assert_fleet_serves(sha: str) -> None:
+    """Every host has `sha` checked out and serves it, and is in service in every balancer."""
+    ids = instances()
+    assert {n: checked_out(n) for n in host_names()} == {n: sha for n in host_names()}
+    assert {a: served_version(a) for a in ids.values()} == {a: sha for a in ids.values()}
+    assert elb_members() == {i: "InService" for i in ids}
+    assert tg_members() == {i: "healthy" for i in ids}
+    assert haproxy_states() == {a: "UP" for a in ids.values()}
+
+
+def restore_baseline() -> None:
+    """Whatever a test left behind: no pause, no lock, no unfinished run, nothing suspended, all in service."""
+    clear_state("pause")
+    if state("active"):
+        done = fab("recover", "--env=sandbox", "--force")
+        assert done.returncode == 0, done.stdout + done.stderr
+    clear_state("lock")
+    if suspended():
+        aws("autoscaling").resume_processes(AutoScalingGroupName="sandbox-asg")
+    ids = instances()
+    if any(s != "UP" for s in haproxy_states().values()) or elb_members() != {i: "InService" for i in ids} \
+            or tg_members() != {i: "healthy" for i in ids} or len({checked_out(n) for n in host_names()}) != 1:
+        done = fab("deploy", "--env=sandbox", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr

@@ -12,43 +12,12 @@ import pytest
 from sandbox import origin, topology as topo
 from sandbox.load import LoadGenerator
 from tests import fleetctl as f
+from tests.fleetctl import assert_fleet_serves
 from tests.slackstub import SlackStub
 
 pytestmark = pytest.mark.fleet
 
-ALL = set(("Launch Terminate HealthCheck ReplaceUnhealthy AZRebalance AlarmNotification ScheduledActions AddToLoadBalancer").split())
-
-
-@pytest.fixture
-def new_commit(fleet):
-    """A commit on main that no host runs yet."""
-    return origin.add_commit(topo.ORIGIN, f"release {time.time_ns()}")
-
-
-@pytest.fixture
-def healthy_fleet(fleet):
-    """Before and after the test: every host in every balancer, serving main, no process suspended."""
-    _restore()
-    yield
-    _restore()
-
-
-def _restore():
-    if f.suspended():
-        f.aws("autoscaling").resume_processes(AutoScalingGroupName="sandbox-asg")
-    if any(s != "UP" for s in f.haproxy_states().values()) or any(s != "InService" for s in f.elb_members().values()) \
-            or len(f.elb_members()) < len(f.instances()) or len(f.tg_members()) < len(f.instances()):
-        done = f.fab("deploy", "--env=sandbox", "--yes")
-        assert done.returncode == 0, done.stdout + done.stderr
-
-
-def assert_fleet_serves(sha: str):
-    ids = f.instances()
-    assert {n: f.checked_out(n) for n in f.host_names()} == {n: sha for n in f.host_names()}
-    assert {a: f.served_version(a) for a in ids.values()} == {a: sha for a in ids.values()}
-    assert f.elb_members() == {i: "InService" for i in ids}
-    assert f.tg_members() == {i: "healthy" for i in ids}
-    assert f.haproxy_states() == {a: "UP" for a in ids.values()}
+from tests.fleetctl import ALL
 
 
 def only_balancer(kind):
