@@ -147,7 +147,11 @@ class Fleet:
             for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(_SSH_ATTEMPTS),
                                     wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
                 with attempt:
-                    return self.host(address).run(command, hide=True, warn=True, timeout=timeout)
+                    conn = self.host(address)
+                    result = conn.run(command, hide=True, warn=True, timeout=timeout)
+                    if result.exited == -1 and not (conn.is_connected and self.bastion.is_connected):
+                        raise EOFError("the connection closed before the command finished")
+                    return result
         except CommandTimedOut as exc:
             raise ConnectError(f"host {address}: command timed out after {exc.timeout}s: {command}") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:

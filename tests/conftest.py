@@ -5,6 +5,11 @@ import pytest
 from sandbox import fleet as sandbox_fleet
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that break the shared fleet on purpose (marked lifecycle) run last."""
+    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+
+
 @pytest.fixture(scope="session")
 def fleet(request):
     """The sandbox fleet of 4 hosts: the summary returned by sandbox.fleet.up().

@@ -169,3 +169,45 @@ def test_no_slack_token_means_no_slack_calls(healthy_fleet, new_commit, tmp_path
         done = f.fab("deploy", "--env=sandbox", "--yes", inventories=inv)
     assert done.returncode == 0, done.stdout + done.stderr
     assert slack.calls == []
+
+
+def _alarm(name: str, enabled: bool) -> None:
+    f.aws("cloudwatch").put_metric_alarm(
+        AlarmName=name, ActionsEnabled=enabled, MetricName="HTTPCode_Backend_5XX", Namespace="AWS/ELB",
+        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=["arn:aws:sns:eu-west-1:123456789012:pager"])
+
+
+def _actions_enabled(prefix: str) -> dict[str, bool]:
+    alarms = f.aws("cloudwatch").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"]
+    return {a["AlarmName"]: a["ActionsEnabled"] for a in alarms}
+
+
+def test_alarm_actions_are_silenced_during_the_rollout_and_restored_exactly(healthy_fleet, new_commit, tmp_path):
+    prefix = f"sandbox-{time.time_ns()}-"
+    _alarm(prefix + "5xx", True)
+    _alarm(prefix + "latency", False)  # someone else's decision: stays disabled
+    seen: list[dict] = []
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d.update(alarms={"prefix": prefix}))
+    report = tmp_path / "report.json"
+    proc = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes", f"--report={report}"], cwd=f.ROOT,
+                            env=f.fab_env(inventories=inv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        seen.append(_actions_enabled(prefix))
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert {prefix + "5xx": False, prefix + "latency": False} in seen, "actions were never silenced during the rollout"
+    assert _actions_enabled(prefix) == {prefix + "5xx": True, prefix + "latency": False}
+    assert json.loads(report.read_text())["alarms_disabled"] == [prefix + "5xx"]
+
+
+def test_post_deploy_commands_get_the_sha_and_a_failing_one_only_warns(healthy_fleet, new_commit, tmp_path):
+    marker = tmp_path / "released"
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d.update(post_deploy=[
+        f'echo "$DEPLOY_ENV $DEPLOY_SHA $DEPLOY_REF" > {marker}', "exit 3"]))
+    done = f.fab("deploy", "--env=sandbox", "--yes", inventories=inv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert marker.read_text().split() == ["sandbox", new_commit, "main"]
+    assert "post-deploy `exit 3` exited 3" in done.stdout

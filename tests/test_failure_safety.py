@@ -283,3 +283,24 @@ def test_unlock_needs_force_and_names_the_holder(healthy_fleet):
     done = f.fab("unlock", "--env=sandbox", "--force")
     assert done.returncode == 0 and "ana@laptop" in done.stdout
     assert f.state("lock") is None
+
+
+def test_ssh_connection_reset_mid_rollout_is_retried(healthy_fleet, new_commit, tmp_path):
+    report = tmp_path / "report.json"
+    with load() as traffic:
+        with slow_requests(1.5):
+            proc = start_deploy(f"--report={report}")
+            wait_for(lambda: f.served_version(topo.host_by_name("h001").address) == new_commit, 60, "h001 to be updated")
+            # Drop the bastion connection (its session processes), leaving the listener up: a reset, not an outage.
+            sessions = [p for p in netns.pids_in([topo.BASTION_NS]).get(topo.BASTION_NS, [])
+                        if open(f"/proc/{p}/comm").read().strip() == "sshd"
+                        and "sshd_config" not in open(f"/proc/{p}/cmdline").read()]
+            assert sessions
+            for pid in sessions:
+                os.kill(pid, signal.SIGKILL)
+            out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out + err
+    assert "reconnecting" in err or "retrying" in err, err
+    f.assert_fleet_serves(new_commit)
+    assert json.loads(report.read_text())["bastion_connections"] == 2
+    assert traffic.result().failures == 0, traffic.result().summary()
