@@ -13,13 +13,14 @@ from rollout import cli
         "batch": "hosts out of service at once: a count (2) or a percentage (25%); default 1",
         "hosts": "only these instances: comma-separated ids, names or addresses",
         "dry-run": "print the full plan and change nothing",
+        "no-ssh": "with --dry-run: plan from AWS alone, contacting no host (versions unknown)",
         "yes": "do not ask for confirmation on a terminal",
         "report": "write a JSON report of the rollout to this path",
     }
 )
-def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None):
+def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False):
     """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
-    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report)
+    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh)
 
 
 @task(help={"env": "environment name (required)", "json": "print one JSON document instead of a table"})

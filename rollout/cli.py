@@ -56,9 +56,9 @@ def _confirm_on_terminal(yes: bool):
 
 @exits
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
-           dry_run: bool = False, yes: bool = False, report: Optional[str] = None) -> None:
+           dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False) -> None:
     inv = inventory.load(env)
-    deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run,
+    deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
                      confirm=_confirm_on_terminal(yes), report_path=Path(report) if report else None)
 
 

@@ -66,8 +66,12 @@ def prefetch(env: Environment, hosts: list, shas: set[str], ref: str) -> None:
 
 
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
-              fetch: bool, sha: Optional[str] = None) -> planning.Plan:
-    """Check everything a rollout needs and return its plan; change nothing on the fleet."""
+              fetch: bool, sha: Optional[str] = None, ssh: bool = True) -> planning.Plan:
+    """Check everything a rollout needs and return its plan; change nothing on the fleet.
+
+    With ssh=False (dry runs only) the plan comes from AWS alone: no host is contacted,
+    current versions are unknown and HAProxy backends are not read.
+    """
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
@@ -77,13 +81,15 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
         store.check()
         refuse_if_busy(store, inv.name)
     selected = planning.select_hosts(all_hosts, wanted)
-    env.fleet.connect([h.address for h in selected])
+    if ssh:
+        env.fleet.connect([h.address for h in selected])
     sha = sha or refs.resolve(inv.app.repository, ref)
-    selected = current_versions(env, selected)
-
-    facts = tuple(lb.facts() for lb in env.balancers)
+    if ssh:
+        selected = current_versions(env, selected)
+    balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
+    facts = tuple(lb.facts() for lb in balancers)
     ids = {h.instance_id for h in all_hosts}
-    members = {f"{lb.kind} {lb.name}": set(lb.members()) for lb in env.balancers}
+    members = {f"{lb.kind} {lb.name}": set(lb.members()) for lb in balancers}
     notes = tuple(planning.membership_differences(ids, members))
     suspended = env.group.suspended() if env.group else frozenset()
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
@@ -101,12 +107,14 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, report_pat
     inv = env.inventory
     run_id = journals.new_run_id()
     report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=run_id)
+    policy = Policy(on_failure=inv.on_failure, max_failures=planning.parse_max_failures(inv.max_failures, len(plan.hosts)))
     lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
     lock.acquire(take_over=take_over)
-    policy = Policy(on_failure=inv.on_failure, max_failures=planning.parse_max_failures(inv.max_failures, len(plan.hosts)))
     stop = StopRequest()
 
     def paused() -> Optional[str]:
+        if targets:  # a recovery restores the fleet: a pause does not stop it
+            return None
         item = pauses.current(store)
         return pauses.describe(item) if item else None
 
@@ -130,12 +138,14 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, report_pat
 
 
 def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=False, confirm=None,
-           report_path: Optional[Path] = None, sha: Optional[str] = None) -> Optional[Report]:
+           report_path: Optional[Path] = None, sha: Optional[str] = None, ssh: bool = True) -> Optional[Report]:
     """Deploy `ref` to the environment; return the report (None for a dry run)."""
+    if not ssh and not dry_run:
+        raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
     env = Environment(inv)
     try:
         store = Store(env.aws, inv.state.table, inv.name)
-        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha)
+        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh)
         for note in plan.notes:
             output.warn(note)
         if dry_run:
@@ -216,7 +226,8 @@ def _release_dead_lock(store: Store, dead: str) -> None:
 
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     """(ref, sha) to roll back to: `to`, else the last successful version before the current one."""
-    runs = [r for r in journals.history(store, limit=200) if r.get("result") == "succeeded"]
+    runs = [r for r in journals.history(store, limit=200)
+            if r.get("result") == "succeeded" and not str(r.get("ref", "")).startswith("recover ")]
     if to:
         return to, ""
     if not runs:

@@ -105,6 +105,14 @@ class Runner:
             restore_error = self._restore()
             if restore_error and error is None:
                 report.result, error = "failed", restore_error
+        stranded = [h.name or h.instance_id for h in report.hosts
+                    if h.result == "failed, out of service" or h.error.startswith("could not roll back")]
+        if stranded:
+            self.out.warn(f"{', '.join(stranded)} need attention; restore the fleet with: fab recover --env={self.inv.name}")
+            if error is None:
+                report.result = "failed"
+                error = DeployFailed(f"out of the load balancers after failing and failing to return to their previous"
+                                     f" version: {', '.join(stranded)}; restore the fleet with: fab recover --env={self.inv.name}")
         if error is None:
             self._post_deploy()
         report.ended = now_iso()
@@ -113,10 +121,6 @@ class Runner:
         report.exit_code = error.exit_code if error else 0
         report.aws_calls = self.env.aws.calls
         report.bastion_connections = self.env.fleet.bastion_opens
-        stranded = [h.name or h.instance_id for h in report.hosts
-                    if h.result == "failed, out of service" or h.error.startswith("could not roll back")]
-        if stranded:
-            self.out.warn(f"{', '.join(stranded)} need attention; restore the fleet with: fab recover --env={self.inv.name}")
         if self.journal is not None:
             try:
                 if stranded:
@@ -166,7 +170,8 @@ class Runner:
         queue = deque(hosts)
         left_out: list[Host] = []
         while queue:
-            if self.stop.requested:
+            # A rollback restores the fleet: once started it finishes, whatever signal comes.
+            if phase == "deploy" and self.stop.requested:
                 return "interrupted", (f"interrupted by {self.stop.reason} after batch {self.batch_no}: the batch in hand was"
                                        f" finished; {len(queue)} host(s) were not updated")
             if self.lock is not None and self.lock.lost:
