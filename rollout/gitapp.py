@@ -116,22 +116,25 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
     if pid_file:
         f = quote(pid_file)
         want = int(workers) if workers else 0
+        # The wait forks only pgrep and sleep per poll: on a busy host every fork competes
+        # with the app starting its new workers.
         lines += [
             f'pid=$(cat -- {f}); kill -0 "$pid"',
-            'old=$(pgrep -P "$pid" | tr "\\n" " " || true)',
-            'echo "before $pid $old"',
+            'old=$(pgrep -P "$pid" || true)',
+            'echo "before $pid" $old',
             f'kill -s {quote(signal)} "$pid"',
             "mark signal",
-            f"want={want}; [ \"$want\" -gt 0 ] || want=$(echo $old | wc -w)",
-            f"end=$(( $(date +%s) + {int(wait)} ))",
-            "while :; do",
-            '  new=$(pgrep -P "$pid" | tr "\\n" " " || true); left=0',
-            '  for o in $old; do case " $new " in *" $o "*) left=1;; esac; done',
-            '  if [ $left = 0 ] && [ $(echo $new | wc -w) -ge "$want" ]; then break; fi',
-            '  [ $(date +%s) -lt $end ] || break',
-            "  sleep 0.02",
+            "set -- $old; want=$#" if not want else f"want={want}",
+            "nl='\n'",
+            f"tries={int(wait / 0.05)}",
+            'while [ "$tries" -gt 0 ]; do',
+            '  new=$(pgrep -P "$pid" || true); left=0',
+            '  for o in $old; do case "$nl$new$nl" in *"$nl$o$nl"*) left=1;; esac; done',
+            '  set -- $new',
+            '  if [ $left = 0 ] && [ $# -ge "$want" ]; then break; fi',
+            "  tries=$((tries - 1)); sleep 0.05",
             "done",
-            'echo "after $pid $new"',
+            'echo "after $pid" $new',
             "mark reload",
         ]
     else:

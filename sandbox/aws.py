@@ -204,10 +204,10 @@ def _image(ec2) -> str:
     return sorted(i["ImageId"] for i in images)[0]
 
 
-def _instances(ec2, **tags: str) -> dict[str, dict]:
-    """Live (pending/running) instances carrying all `tags`, by Name tag."""
+def _instances(ec2, states: tuple[str, ...] = ("pending", "running"), **tags: str) -> dict[str, dict]:
+    """Instances in `states` (live by default) carrying all `tags`, by Name tag."""
     flt = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
-    flt.append({"Name": "instance-state-name", "Values": ["pending", "running"]})
+    flt.append({"Name": "instance-state-name", "Values": list(states)})
     found = {}
     for page in ec2.get_paginator("describe_instances").paginate(Filters=flt):
         for res in page["Reservations"]:
@@ -241,6 +241,14 @@ def ensure(hosts: list[topo.Host]) -> dict:
     existing = _instances(ec2, Stack="app", Deployment="sandbox")
     wanted = {h.name: h for h in hosts}
     extra = [inst["InstanceId"] for name, inst in existing.items() if name not in wanted]
+    # moto keeps a stopped or terminated instance's address: a host that comes back after a
+    # shrink restarts its stopped instance instead of launching a new one on the same address.
+    stopped = _instances(ec2, states=("stopping", "stopped"), Stack="app", Deployment="sandbox")
+    restart = {h.name: stopped[h.name]["InstanceId"] for h in hosts if h.name not in existing and h.name in stopped}
+    if restart:
+        ec2.start_instances(InstanceIds=list(restart.values()))
+        existing |= {name: {"InstanceId": iid} for name, iid in restart.items()}
+        changes.append(f"restarted {len(restart)} stopped host instances")
     missing = [h for h in hosts if h.name not in existing]
     ami = image() if missing else ""
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -258,8 +266,8 @@ def ensure(hosts: list[topo.Host]) -> dict:
     _ensure_alb(vpc_id, hosts_subnet, host_ids, extra, changes)
     _ensure_asg(ec2, image, hosts_subnet, host_ids, extra, changes)
     if extra:
-        ec2.terminate_instances(InstanceIds=extra)
-        changes.append(f"terminated {len(extra)} surplus host instances")
+        ec2.stop_instances(InstanceIds=extra)
+        changes.append(f"stopped {len(extra)} surplus host instances")
     _ensure_state_table(changes)
     return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
 
