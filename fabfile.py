@@ -16,11 +16,12 @@ from rollout import cli
         "no-ssh": "with --dry-run: plan from AWS alone, contacting no host (versions unknown)",
         "yes": "do not ask for confirmation on a terminal",
         "report": "write a JSON report of the rollout to this path",
+        "junit": "write a JUnit XML summary (one test case per host) to this path",
     }
 )
-def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False):
+def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False, junit=None):
     """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
-    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh)
+    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh, junit=junit)
 
 
 @task(help={"env": "environment name (required)", "json": "print one JSON document instead of a table"})
@@ -30,18 +31,19 @@ def status(c, env, json=False):
 
 
 @task(help={"env": "environment name (required)", "force": "do not wait for the dead run's lock to expire",
-            "report": "write a JSON report of the recovery rollout to this path"})
-def recover(c, env, force=False, report=None):
+            "report": "write a JSON report of the recovery rollout to this path",
+            "junit": "write a JUnit XML summary to this path"})
+def recover(c, env, force=False, report=None, junit=None):
     """Restore the fleet after a rollout that died: resume, roll back, re-register, unlock."""
-    cli.recover(env, force=force, report=report)
+    cli.recover(env, force=force, report=report, junit=junit)
 
 
 @task(help={"env": "environment name (required)", "to": "SHA or ref to return to (default: the previous successful version)",
             "batch": "hosts out of service at once", "yes": "do not ask for confirmation on a terminal",
-            "report": "write a JSON report to this path"})
-def rollback(c, env, to=None, batch=None, yes=False, report=None):
+            "report": "write a JSON report to this path", "junit": "write a JUnit XML summary to this path"})
+def rollback(c, env, to=None, batch=None, yes=False, report=None, junit=None):
     """Deploy the last successful version before the current one, through the same rolling path."""
-    cli.rollback(env, to=to, batch=batch, yes=yes, report=report)
+    cli.rollback(env, to=to, batch=batch, yes=yes, report=report, junit=junit)
 
 
 @task(help={"env": "environment name (required)", "limit": "how many rollouts (default 20)", "json": "print JSON"})

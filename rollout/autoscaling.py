@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-from botocore.exceptions import ClientError
-
 from rollout.aws import Aws, translate
 from rollout.errors import PreflightError
 
@@ -45,10 +43,3 @@ def group_name(configured: Optional[str], instance_groups: list[Optional[str]]) 
         raise PreflightError(f"instances belong to several Auto Scaling groups ({', '.join(sorted(names))}); set autoscaling_group in the inventory")
     return names.pop() if names else None
 
-
-def exists(aws: Aws, name: str) -> bool:
-    try:
-        Group(aws, name).suspended()
-    except (PreflightError, ClientError):
-        return False
-    return True

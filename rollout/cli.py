@@ -7,7 +7,6 @@ import json
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Optional
 
 from invoke.exceptions import Exit
@@ -18,6 +17,7 @@ from rollout.environment import Environment
 from rollout.errors import RolloutError, UsageError
 from rollout.plan import Plan
 from rollout.progress import Output
+from rollout.report import ReportFiles
 
 
 def exits(fn):
@@ -56,10 +56,11 @@ def _confirm_on_terminal(yes: bool):
 
 @exits
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
-           dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False) -> None:
+           dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
+           junit: Optional[str] = None) -> None:
     inv = inventory.load(env)
     deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
-                     confirm=_confirm_on_terminal(yes), report_path=Path(report) if report else None)
+                     confirm=_confirm_on_terminal(yes), files=ReportFiles.of(report, junit))
 
 
 @exits
@@ -77,14 +78,15 @@ def status(env: str, as_json: bool = False) -> None:
 
 
 @exits
-def recover(env: str, force: bool = False, report: Optional[str] = None) -> None:
-    deploying.recover(inventory.load(env), Output(), force=force, report_path=Path(report) if report else None)
+def recover(env: str, force: bool = False, report: Optional[str] = None, junit: Optional[str] = None) -> None:
+    deploying.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit))
 
 
 @exits
-def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False, report: Optional[str] = None) -> None:
+def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False,
+             report: Optional[str] = None, junit: Optional[str] = None) -> None:
     deploying.rollback(inventory.load(env), Output(), to=to, batch=batch, confirm=_confirm_on_terminal(yes),
-                       report_path=Path(report) if report else None)
+                       files=ReportFiles.of(report, junit))
 
 
 @exits

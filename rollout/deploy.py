@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import Optional
 
 from rollout import autoscaling, gitapp, journal as journals, lock as locks, pause as pauses, plan as planning, recovery, refs
 from rollout.environment import Environment
-from rollout.errors import LockHeld, PreflightError, RefError, RolloutError, UsageError
+from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
-from rollout.report import Report, who
+from rollout.report import Report, ReportFiles
 from rollout.runner import Policy, Runner, tail
 from rollout.store import Store
 from rollout.waiting import WaitTimeout, poll
@@ -102,7 +101,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     )
 
 
-def _run(env: Environment, store: Store, plan: planning.Plan, output, report_path, *, targets=None, take_over=None) -> Report:
+def _run(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *, targets=None, take_over=None) -> Report:
     """Take the lock, run the plan with journal and pause checks, record history, release the lock."""
     inv = env.inventory
     run_id = journals.new_run_id()
@@ -133,12 +132,11 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, report_pat
             except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
                 log.error("could not record run %s in the history: %s", run_id, exc)
         output.summary(report)
-        if report_path:
-            report.write(report_path)
+        files.write(report)
 
 
 def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=False, confirm=None,
-           report_path: Optional[Path] = None, sha: Optional[str] = None, ssh: bool = True) -> Optional[Report]:
+           files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True) -> Optional[Report]:
     """Deploy `ref` to the environment; return the report (None for a dry run)."""
     if not ssh and not dry_run:
         raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
@@ -153,12 +151,12 @@ def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=
             return None
         if confirm is not None and not confirm(plan):
             raise PreflightError("deploy not confirmed; nothing was changed")
-        return _run(env, store, plan, output, report_path)
+        return _run(env, store, plan, output, files)
     finally:
         env.close()
 
 
-def recover(inv: Inventory, output, *, force: bool = False, report_path: Optional[Path] = None) -> Optional[Report]:
+def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles = ReportFiles()) -> Optional[Report]:
     """Restore the fleet after a run that did not finish: resume, re-enable, roll touched hosts back, unlock."""
     env = Environment(inv)
     try:
@@ -198,7 +196,7 @@ def recover(inv: Inventory, output, *, force: bool = False, report_path: Optiona
             balancers=tuple(lb.facts() for lb in env.balancers), group=env.group.name if env.group else None,
             suspended_before=env.group.suspended() if env.group else frozenset(),
         )
-        return _run(env, store, plan, output, report_path, targets=a.targets, take_over=dead)
+        return _run(env, store, plan, output, files, targets=a.targets, take_over=dead)
     finally:
         env.close()
 
@@ -240,7 +238,7 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
 
 
 def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, confirm=None,
-             report_path: Optional[Path] = None) -> Optional[Report]:
+             files: ReportFiles = ReportFiles()) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path."""
     env = Environment(inv)
     try:
@@ -251,7 +249,7 @@ def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, co
     finally:
         env.close()
     output.line(f"rolling back {inv.name} to {sha[:12] or ref} ({ref})")
-    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, report_path=report_path, sha=sha or None)
+    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None)
 
 
 def history_rows(inv: Inventory, limit: int = 20) -> list[dict]:

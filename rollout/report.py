@@ -93,3 +93,23 @@ class Report:
 
 def _short(sha: Optional[str]) -> str:
     return sha[:12] if sha else "-"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where to write a rollout's report: JSON (--report) and JUnit XML (--junit)."""
+
+    json: Optional[Path] = None
+    junit: Optional[Path] = None
+
+    def write(self, report: Report) -> None:
+        if self.json:
+            report.write(self.json)
+        if self.junit:
+            from rollout import junit
+
+            junit.write(report, self.junit)
+
+    @classmethod
+    def of(cls, json_path: Optional[str], junit_path: Optional[str]) -> "ReportFiles":
+        return cls(Path(json_path) if json_path else None, Path(junit_path) if junit_path else None)

@@ -6,18 +6,19 @@ import json
 import signal
 import subprocess
 import time
+from xml.etree import ElementTree
 
 import pytest
 
-from sandbox import origin, topology as topo
+from sandbox import topology as topo
 from sandbox.load import LoadGenerator
 from tests import fleetctl as f
-from tests.fleetctl import assert_fleet_serves
+from tests.fleetctl import ALL, assert_fleet_serves
 from tests.slackstub import SlackStub
 
 pytestmark = pytest.mark.fleet
 
-from tests.fleetctl import ALL
+
 
 
 def only_balancer(kind):
@@ -32,10 +33,12 @@ def test_deploy_through_each_balancer_kind_updates_every_host(kind, healthy_flee
     asg.suspend_processes(AutoScalingGroupName="sandbox-asg", ScalingProcesses=["AZRebalance"])
     try:
         inv = f.write_inventory(tmp_path / "inv", only_balancer(kind))
-        report = tmp_path / "report.json"
-        done = f.fab("deploy", "--env=sandbox", "--yes", f"--report={report}", inventories=inv)
+        report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+        done = f.fab("deploy", "--env=sandbox", "--yes", f"--report={report}", f"--junit={junit}", inventories=inv)
         assert done.returncode == 0, done.stdout + done.stderr
         assert_fleet_serves(new_commit)
+        suite = ElementTree.fromstring(junit.read_text())
+        assert suite.get("tests") == str(len(f.instances())) and suite.get("failures") == "0"
         # Someone else's suspension stays; everything we suspended is resumed.
         assert f.suspended() == {"AZRebalance"}
         doc = json.loads(report.read_text())
@@ -76,9 +79,11 @@ def test_zero_downtime_under_load_through_haproxy(healthy_fleet, new_commit):
 def test_commit_whose_app_does_not_start_stops_at_the_first_batch_and_restores_the_host(healthy_fleet, tmp_path):
     before = f.snapshot()
     good = before["checkouts"]["h001"]
-    report = tmp_path / "report.json"
-    done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}")
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}", f"--junit={junit}")
     assert done.returncode == 9, done.stdout + done.stderr
+    cases = {c.get("name"): c for c in ElementTree.fromstring(junit.read_text()).iter("testcase")}
+    assert cases["h001"].find("failure") is not None and cases["h002"].find("skipped") is not None
     err = done.stderr.strip().splitlines()[-1]
     assert "h001" in err and "health" in err and "returned to its previous version" in err
     # The failed host went back to its previous version and into service; the others were never touched.

@@ -20,8 +20,6 @@ class Balancer(Protocol):
     def members(self) -> dict[str, str]:
         """Registered instance id -> state as the balancer reports it."""
 
-    def in_service(self) -> set[str]:
-        """Instance ids the balancer currently sends traffic to."""
 
     def deregister(self, hosts: list[Host]) -> None:
         """Stop sending new traffic to the hosts (one call for the batch)."""

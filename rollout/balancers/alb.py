@@ -55,8 +55,6 @@ class TargetGroup:
                 self._ports.setdefault(d["Target"]["Id"], d["Target"]["Port"])
         return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in descs}
 
-    def in_service(self) -> set[str]:
-        return {i for i, s in self.members().items() if s == "healthy"}
 
     def _targets(self, hosts: list[Host]) -> list[dict]:
         if not self._ports and self.port is None:

@@ -44,8 +44,6 @@ class ClassicElb:
             states = self.client.describe_instance_health(LoadBalancerName=self.name)["InstanceStates"]
         return {s["InstanceId"]: s["State"] for s in states}
 
-    def in_service(self) -> set[str]:
-        return {i for i, s in self.members().items() if s == "InService"}
 
     def deregister(self, hosts: list[Host]) -> None:
         with translate(f"deregistering from ELB {self.name}"):

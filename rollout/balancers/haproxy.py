@@ -144,8 +144,6 @@ class HaproxyBackend:
         """Instance id (or 'address:A' for a server matching no instance) -> state."""
         return {self._id(r): describe_state(r) for r in self._rows()}
 
-    def in_service(self) -> set[str]:
-        return {self._id(r) for r in self._rows() if server_in_service(r)}
 
     def _id(self, row: dict) -> str:
         return self._ids.get(row["srv_addr"], f"address:{row['srv_addr']}")
