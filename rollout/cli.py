@@ -43,13 +43,28 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _confirm_on_terminal(yes: bool):
-    if yes or not sys.stdin.isatty():
+def confirmation(inv, yes: bool, terminal: bool) -> Optional[str]:
+    """How the operator must confirm: None (no need), "y/N", or "type-name"; UsageError if --yes is required."""
+    if yes:
+        return None
+    if not terminal:
+        if inv.protected or not inv.unattended:
+            why = "is protected" if inv.protected else "does not allow unattended deploys"
+            raise UsageError(f"{inv.name} {why}: without a terminal, deploy with --yes")
+        return None
+    return "type-name" if inv.protected else "y/N"
+
+
+def _confirm(inv, yes: bool):
+    how = confirmation(inv, yes, sys.stdin.isatty())
+    if how is None:
         return None
 
     def ask(plan: Plan) -> bool:
-        answer = input(f"Deploy {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {plan.env} in {len(plan.batches)} batches? [y/N] ")
-        return answer.strip().lower() in ("y", "yes")
+        what = f"{plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {plan.env} in {len(plan.batches)} batches"
+        if how == "type-name":
+            return input(f"{plan.env} is protected. Deploy {what}? Type the environment's name to go on: ").strip() == plan.env
+        return input(f"Deploy {what}? [y/N] ").strip().lower() in ("y", "yes")
 
     return ask
 
@@ -59,8 +74,9 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
            junit: Optional[str] = None) -> None:
     inv = inventory.load(env)
+    confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
-                     confirm=_confirm_on_terminal(yes), files=ReportFiles.of(report, junit))
+                     confirm=confirm, files=ReportFiles.of(report, junit))
 
 
 @exits
@@ -85,8 +101,8 @@ def recover(env: str, force: bool = False, report: Optional[str] = None, junit: 
 @exits
 def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False,
              report: Optional[str] = None, junit: Optional[str] = None) -> None:
-    deploying.rollback(inventory.load(env), Output(), to=to, batch=batch, confirm=_confirm_on_terminal(yes),
-                       files=ReportFiles.of(report, junit))
+    inv = inventory.load(env)
+    deploying.rollback(inv, Output(), to=to, batch=batch, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit))
 
 
 @exits

@@ -11,6 +11,7 @@ from rollout import autoscaling, gitapp, journal as journals, lock as locks, pau
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
+from rollout import inventory
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
@@ -42,6 +43,21 @@ def refuse_if_busy(store: Store, env_name: str) -> None:
                 else f"wait for it, or if it is dead: fab unlock --env={env_name} --force")
         raise LockHeld(f"another rollout holds the lock: {locks.describe(holder)}; {hint}")
     journals.refuse_if_unfinished(store, env_name)
+
+
+def require_success(upstream: str, sha: str, ref: str) -> None:
+    """Refuse `sha` unless a rollout of it succeeded in the `upstream` environment (its own history)."""
+    up = Environment(inventory.load(upstream))
+    try:
+        up.aws.check_access()
+        store = Store(up.aws, up.inventory.state.table, upstream)
+        store.check()
+        runs = journals.history(store, limit=500)
+    finally:
+        up.close()
+    if not journals.succeeded_with(runs, sha):
+        raise PreflightError(f"{sha[:12]} ({ref}) has no successful rollout in {upstream}, which this environment requires;"
+                             f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
 
 
 def current_versions(env: Environment, hosts: list) -> list:
@@ -83,6 +99,8 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     if ssh:
         env.fleet.connect([h.address for h in selected])
     sha = sha or refs.resolve(inv.app.repository, ref)
+    if inv.require_success_in:
+        require_success(inv.require_success_in, sha, ref)
     if ssh:
         selected = current_versions(env, selected)
     balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]

@@ -148,6 +148,9 @@ class Inventory(Model):
     batch: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "1"
     max_failures: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "0"
     on_failure: Literal["rollback", "stop"] = "rollback"
+    protected: bool = False
+    unattended: bool = True
+    require_success_in: Optional[str] = None
     state: State = State()
     smoke: list[Smoke] = []
     post_deploy: list[str] = []

@@ -80,6 +80,11 @@ def record_run(store: Store, report) -> None:
     })
 
 
+def succeeded_with(runs: list[dict], sha: str) -> bool:
+    """Whether any of `runs` (history entries) deployed `sha` successfully."""
+    return any(r.get("sha") == sha and r.get("result") == "succeeded" for r in runs)
+
+
 def history(store: Store, limit: int = 20) -> list[dict]:
     """The most recent runs, newest first."""
     return [i["data"] for i in store.query("run#", newest_first=True, limit=limit)]

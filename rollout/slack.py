@@ -16,7 +16,7 @@ log = logging.getLogger("rollout.slack")
 
 _RETRY = dict(
     stop=stop_after_attempt(3),
-    wait=wait_exponential_jitter(initial=0.2, max=2),
+    wait=wait_exponential_jitter(multiplier=0.2, max=2),
     retry=retry_if_exception_type((OSError, SlackClientError)),
     reraise=True,
 )
