@@ -295,6 +295,14 @@ class Runner:
                 self.report.host(h.instance_id).result = "failed, out of service"
             for iid, err in result.errors.items():
                 self.report.host(iid).error = f"{err.step}: {err.message}"
+        except (RolloutError, Cancelled):
+            # A balancer call failed mid-batch: these hosts may be out of some balancer. They
+            # count as stranded, so the run stays open and `recover` puts them back.
+            for h in hosts:
+                rec = self.report.host(h.instance_id)
+                if rec.result not in ("updated", "rolled back", "failed, restored"):
+                    rec.result = "failed, out of service"
+            raise
         finally:
             out.batch_finished()
         return result

@@ -304,3 +304,23 @@ def test_ssh_connection_reset_mid_rollout_is_retried(healthy_fleet, new_commit, 
     f.assert_fleet_serves(new_commit)
     assert json.loads(report.read_text())["bastion_connections"] == 2
     assert traffic.result().failures == 0, traffic.result().summary()
+
+
+def test_balancer_failing_mid_batch_keeps_the_run_open_for_recover(healthy_fleet, new_commit):
+    before = f.snapshot()
+    old = before["checkouts"]["h001"]
+    with load() as traffic:
+        with slow_requests(2):
+            proc = start_deploy()
+            wait_for(lambda: f.haproxy_states().get(topo.host_by_name("h001").address) in ("DRAIN", "MAINT"), 60,
+                     "the first batch to be draining")
+            f.aws("elb").delete_load_balancer(LoadBalancerName="sandbox-elb")  # the ELB goes away mid-batch
+            out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 1, out + err
+        assert "fab recover --env=sandbox" in out + err
+        assert f.state("active") is not None and f.state("lock") is None and f.suspended() == set()
+        sandbox_fleet.up(hosts=len(f.instances()), quiet=True)  # the ELB is back, with every instance
+        recovered = f.fab("recover", "--env=sandbox")
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert_restored(before, old)
+    assert traffic.result().failures == 0, traffic.result().summary()
