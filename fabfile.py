@@ -17,11 +17,14 @@ from rollout import cli
         "yes": "do not ask for confirmation on a terminal",
         "report": "write a JSON report of the rollout to this path",
         "junit": "write a JUnit XML summary (one test case per host) to this path",
+        "branch": "personal deploy: this branch's head to its developer's environment (ENV@USER)",
     }
 )
-def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False, junit=None):
+def deploy(c, env, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False, junit=None,
+           branch=None):
     """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
-    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh, junit=junit)
+    cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh, junit=junit,
+               branch=branch)
 
 
 @task(help={"env": "environment name (required)", "json": "print one JSON document instead of a table"})

@@ -12,7 +12,7 @@ from typing import Optional
 from invoke.exceptions import Exit
 
 from rollout import deploy as deploying
-from rollout import inventory, journal as journals, lock as locks, pause as pauses, status as statuses
+from rollout import inventory, journal as journals, lock as locks, pause as pauses, personal, refs, status as statuses
 from rollout.environment import Environment
 from rollout.errors import RolloutError, UsageError
 from rollout.plan import Plan
@@ -72,8 +72,15 @@ def _confirm(inv, yes: bool):
 @exits
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
-           junit: Optional[str] = None) -> None:
+           junit: Optional[str] = None, branch: Optional[str] = None) -> None:
     inv = inventory.load(env)
+    if branch is not None:
+        if ref is not None or inv.user:
+            raise UsageError("--branch deploys a branch's head to its developer's environment: give it with --env=ENV alone, without --ref")
+        if inv.personal is None:
+            raise UsageError(f"{env} has no personal environments: --branch needs a 'personal' section in inventories/{env}.yml")
+        user = personal.user_from_branch(inv.personal.branch_pattern, branch)
+        inv, ref = inventory.personal_copy(inv, user), refs.validate(branch)
     confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
                      confirm=confirm, files=ReportFiles.of(report, junit))

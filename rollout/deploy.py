@@ -11,7 +11,7 @@ from rollout import autoscaling, gitapp, journal as journals, lock as locks, pau
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
-from rollout import inventory
+from rollout import inventory, personal
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
@@ -92,6 +92,8 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     ref = refs.validate(ref or inv.app.branch)
     all_hosts = env.discover()
+    if inv.user:
+        personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
     if store is not None:
         store.check()
         refuse_if_busy(store, inv.name)

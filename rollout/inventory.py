@@ -128,6 +128,13 @@ class Slack(Model):
     api_url: Optional[str] = None
 
 
+class Personal(Model):
+    branch_pattern: str = r"remote-run/(?P<user>[^/]+)/.+"
+    tags: dict[str, str] = Field(min_length=1)
+    load_balancers: list[LoadBalancer] = []
+    autoscaling_group: Optional[str] = None
+
+
 class State(Model):
     table: str = "rollout-state"
     lock_ttl: float = Field(60, ge=10)
@@ -151,6 +158,8 @@ class Inventory(Model):
     protected: bool = False
     unattended: bool = True
     require_success_in: Optional[str] = None
+    personal: Optional[Personal] = None
+    user: Optional[str] = None
     state: State = State()
     smoke: list[Smoke] = []
     post_deploy: list[str] = []
@@ -171,8 +180,14 @@ def known_environments(directory: Path) -> list[str]:
 
 
 def load(env: str, directory: Optional[Path] = None) -> Inventory:
-    """Read and validate inventories/ENV.yml; raise ConfigError with one actionable line."""
+    """Read and validate inventories/ENV.yml; raise ConfigError with one actionable line.
+
+    `ENV@USER` is USER's personal copy of ENV (see rollout.personal).
+    """
     directory = directory or inventory_dir()
+    if "@" in (env or ""):
+        base, _, user = env.partition("@")
+        return personal_copy(load(base, directory), user)
     if not ENV_NAME.match(env or ""):
         raise ConfigError(f"environment name {env!r} is not valid: use lower-case letters, digits, '-' and '_'")
     path = directory / f"{env}.yml"
@@ -187,12 +202,47 @@ def load(env: str, directory: Optional[Path] = None) -> Inventory:
         raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    for internal in ("name", "user"):
+        if internal in data:
+            raise ConfigError(f"{path}: unknown key '{internal}'; valid keys here: {', '.join(_valid_keys(()))}")
     data = {**data, "name": env}
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_error(exc.errors()[0])}") from None
     return _resolve_paths(inv, path.parent)
+
+
+def personal_copy(inv: Inventory, user: str) -> Inventory:
+    """USER's copy of a personal-capable environment: its instances are selected by personal.tags."""
+    from rollout import personal
+
+    if inv.personal is None:
+        raise ConfigError(f"{inv.name} has no personal environments (no 'personal' section in its inventory)")
+    personal.validate_config(inv.personal.branch_pattern, inv.personal.tags)
+    tags = personal.selector(inv.personal.tags, user)
+    # Nothing shared carries over: not the balancers (the host would join shared traffic), nor
+    # the group, smoke checks, alarms, release hooks or promotion rules.
+    return inv.model_copy(update={
+        "name": f"{inv.name}@{user}", "user": user, "instances": inv.instances.model_copy(update={"tags": tags}),
+        "load_balancers": inv.personal.load_balancers, "autoscaling_group": inv.personal.autoscaling_group,
+        "smoke": [], "alarms": None, "post_deploy": [], "require_success_in": None, "protected": False,
+    })
+
+
+def shared_selectors(directory: Optional[Path] = None) -> dict[str, dict[str, str]]:
+    """Instance tag filters of every environment in the directory (personal copies excluded).
+
+    An inventory that does not load makes this fail: its instances could not be protected.
+    """
+    directory = directory or inventory_dir()
+    out = {}
+    for name in known_environments(directory):
+        try:
+            out[name] = dict(load(name, directory).instances.tags)
+        except ConfigError as exc:
+            raise ConfigError(f"cannot check personal deploys against every shared environment: {exc}") from None
+    return out
 
 
 def describe_error(err: dict) -> str:
@@ -228,7 +278,7 @@ def _valid_keys(loc) -> list[str]:
         if field is None:
             break
         model = _model_of(field.annotation) or model
-    return [k for k in model.model_fields if k != "name" or model is not Inventory]
+    return [k for k in model.model_fields if model is not Inventory or k not in ("name", "user")]
 
 
 def _model_of(annotation):
