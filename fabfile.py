@@ -79,12 +79,13 @@ def setup(c, env):
     cli.setup(env)
 
 
-@task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)"})
-def sandbox_up(c, hosts=4):
+@task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)",
+                       "personal": "comma-separated developers who each get a personal host (Deployment=dev-USER)"})
+def sandbox_up(c, hosts=4, personal=""):
     """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto."""
     from sandbox import tasks
 
-    tasks.up(int(hosts))
+    tasks.up(int(hosts), personal)
 
 
 @task(name="down")

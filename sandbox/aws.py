@@ -225,7 +225,7 @@ def _launch(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) ->
     )["Instances"][0]["InstanceId"]
 
 
-def ensure(hosts: list[topo.Host]) -> dict:
+def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None) -> dict:
     """Create or repair the sandbox's AWS resources for `hosts`; returns ids and a list of changes."""
     ec2, changes = client("ec2"), []
     vpc_id, bastion_subnet, hosts_subnet = _ensure_vpc(ec2)
@@ -238,15 +238,15 @@ def ensure(hosts: list[topo.Host]) -> dict:
         bastion_id = _launch(ec2, image(), bastion_subnet, topo.BASTION_ADDR, {"Role": "bastion", "Name": "bastion"})
         changes.append(f"launched bastion {bastion_id}")
 
+    _stop_unwanted_personal(ec2, personal or {}, changes)
     existing = _instances(ec2, Stack="app", Deployment="sandbox")
     wanted = {h.name: h for h in hosts}
     extra = [inst["InstanceId"] for name, inst in existing.items() if name not in wanted]
-    # moto keeps a stopped or terminated instance's address: a host that comes back after a
-    # shrink restarts its stopped instance instead of launching a new one on the same address.
-    stopped = _instances(ec2, states=("stopping", "stopped"), Stack="app", Deployment="sandbox")
-    restart = {h.name: stopped[h.name]["InstanceId"] for h in hosts if h.name not in existing and h.name in stopped}
+    # moto keeps a stopped instance's address: a host that comes back after a shrink (or changes
+    # between shared and personal) reclaims its stopped instance instead of launching another.
+    restart = {h.name: iid for h in hosts if h.name not in existing
+               and (iid := _reclaim(ec2, h, {"Deployment": "sandbox"}, drop=("Owner",)))}
     if restart:
-        ec2.start_instances(InstanceIds=list(restart.values()))
         existing |= {name: {"InstanceId": iid} for name, iid in restart.items()}
         changes.append(f"restarted {len(restart)} stopped host instances")
     missing = [h for h in hosts if h.name not in existing]
@@ -269,7 +269,52 @@ def ensure(hosts: list[topo.Host]) -> dict:
         ec2.stop_instances(InstanceIds=extra)
         changes.append(f"stopped {len(extra)} surplus host instances")
     _ensure_state_table(changes)
+    ids |= _ensure_personal(ec2, image, hosts_subnet, personal or {}, changes)
     return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
+
+
+def _reclaim(ec2, host: topo.Host, tags: dict[str, str], drop: tuple[str, ...] = ()) -> str | None:
+    """Restart the stopped instance named after `host`, retagged with `tags`; its id, or None."""
+    stopped = _instances(ec2, states=("stopping", "stopped"), Stack="app").get(host.name)
+    if not stopped:
+        return None
+    iid = stopped["InstanceId"]
+    ec2.create_tags(Resources=[iid], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    if drop:
+        ec2.delete_tags(Resources=[iid], Tags=[{"Key": k} for k in drop])
+    ec2.start_instances(InstanceIds=[iid])
+    return iid
+
+
+def _ensure_personal(ec2, image, subnet: str, personal: dict[str, topo.Host], changes: list[str]) -> dict[str, str]:
+    """One instance per developer, tagged Deployment=dev-USER and Owner=USER, in no balancer or group."""
+    ids = {}
+    for user, host in personal.items():
+        tags = {"Stack": "app", "Deployment": f"dev-{user}", "Owner": user, "Name": host.name}
+        live = _instances(ec2, Stack="app").get(host.name)
+        if live and {t["Key"]: t["Value"] for t in live.get("Tags", [])}.get("Deployment") == tags["Deployment"]:
+            ids[host.name] = live["InstanceId"]
+            continue
+        if iid := _reclaim(ec2, host, tags):
+            changes.append(f"restarted {host.name} for {user}")
+        else:
+            iid = _launch(ec2, image(), subnet, host.address, tags)
+            changes.append(f"launched {host.name} for {user} (Deployment=dev-{user})")
+        ids[host.name] = iid
+    return ids
+
+
+def _stop_unwanted_personal(ec2, personal: dict[str, topo.Host], changes: list[str]) -> None:
+    """Stop personal instances that no developer (or another host) wants now, before hosts are reassigned."""
+    keep = {h.name: f"dev-{user}" for user, h in personal.items()}
+    surplus = []
+    for name, inst in _instances(ec2, Stack="app").items():
+        deployment = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("Deployment", "")
+        if deployment.startswith("dev-") and keep.get(name) != deployment:
+            surplus.append(inst["InstanceId"])
+    if surplus:
+        ec2.stop_instances(InstanceIds=surplus)
+        changes.append(f"stopped {len(surplus)} personal instances no longer wanted")
 
 
 def _ensure_state_table(changes: list[str]) -> None:

@@ -149,24 +149,30 @@ def _wait_app_pids(hosts: list[topo.Host], timeout: float) -> None:
     raise RuntimeError(f"app did not write its pid file on {names}; see {topo.HOSTS_DIR}/hNNN/srv/log/app.log")
 
 
-def _ensure_aws(hosts: list[topo.Host]) -> dict:
+def _ensure_aws(hosts: list[topo.Host], personal: dict[str, topo.Host]) -> dict:
     started = aws.ensure_moto()
-    resources = aws.ensure(hosts)
+    resources = aws.ensure(hosts, personal)
     if started:
         resources["changes"].insert(0, f"started moto server pid {started} on {topo.MOTO_ENDPOINT} (log {topo.MOTO_LOG})")
     return resources
 
 
-def up(hosts: int = DEFAULT_HOSTS, quiet: bool = False) -> dict:
-    """Bring up (or repair, or resize to) a fleet of `hosts`; print what was done and return a summary."""
+def up(hosts: int = DEFAULT_HOSTS, quiet: bool = False, personal: tuple[str, ...] = ()) -> dict:
+    """Bring up (or repair, or resize to) a fleet of `hosts`; print what was done and return a summary.
+
+    `personal` adds one host per developer, tagged Deployment=dev-USER, outside every
+    balancer and the group (for personal branch deploys).
+    """
     _require_root()
     with _locked():
-        return _up(hosts, quiet)
+        return _up(hosts, quiet, tuple(personal))
 
 
-def _up(hosts: int, quiet: bool) -> dict:
+def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
     t0 = time.monotonic()
-    wanted = topo.hosts(hosts)
+    shared = topo.hosts(hosts)
+    owners = topo.personal_hosts(hosts, list(personal))
+    wanted = shared + list(owners.values())
     log: list[str] = []
     say = (lambda msg: None) if quiet else (lambda msg: print(f"sandbox: {msg}", flush=True))
 
@@ -175,7 +181,7 @@ def _up(hosts: int, quiet: bool) -> dict:
     refs = origin.ensure_origin(topo.ORIGIN)
 
     with ThreadPoolExecutor(max_workers=1) as bg:
-        aws_done = bg.submit(_ensure_aws, wanted)  # moto boots and fills while the network comes up
+        aws_done = bg.submit(_ensure_aws, shared, owners)  # moto boots and fills while the network comes up
 
         if removed := _remove_surplus_hosts(wanted):
             log.append(f"removed {len(removed)} hosts: {', '.join(removed)}")
@@ -203,16 +209,17 @@ def _up(hosts: int, quiet: bool) -> dict:
         resources = aws_done.result()
     log += resources["changes"]
 
-    ha = haproxy.ensure(wanted)
+    ha = haproxy.ensure(shared)
     if ha != "unchanged":
         log.append(f"{ha} HAProxy pid {haproxy.pid()}: front end {topo.BASTION_ADDR}:{topo.HAPROXY_FRONTEND_PORT}")
     wait = 30 + 0.5 * len(wanted)
     if restarted:
         _wait_app_pids([h for h in wanted if h.name in restarted], wait)
-    haproxy.wait_up([h.name for h in wanted], timeout=wait)
+    haproxy.wait_up([h.name for h in shared], timeout=wait)
 
     state.update(
-        hosts=len(wanted),
+        hosts=len(shared),
+        personal={user: h.name for user, h in owners.items()},
         names=[h.name for h in wanted],
         addresses={"bastion": topo.BASTION_ADDR, **{h.name: h.address for h in wanted}},
         instance_ids=resources["instance_ids"],
@@ -230,7 +237,8 @@ def _up(hosts: int, quiet: bool) -> dict:
         f"moto {topo.MOTO_ENDPOINT} (profile {aws.PROFILE})"
     )
     return {
-        "hosts": len(wanted),
+        "hosts": len(shared),
+        "personal": {user: h.name for user, h in owners.items()},
         "bastion": topo.BASTION_ADDR,
         "addresses": {h.name: h.address for h in wanted},
         "instance_ids": resources["instance_ids"],

@@ -7,9 +7,12 @@ import json
 from sandbox import fleet
 
 
-def up(hosts: int) -> None:
-    """Bring up or repair the sandbox with `hosts` application hosts; prints what it did."""
-    fleet.up(hosts=hosts)
+def up(hosts: int, personal: str = "") -> None:
+    """Bring up or repair the sandbox with `hosts` application hosts (and personal ones); prints what it did."""
+    from rollout.personal import check_user
+
+    users = tuple(check_user(u.strip()) for u in personal.split(",") if u.strip())
+    fleet.up(hosts=hosts, personal=users)
 
 
 def down() -> None:

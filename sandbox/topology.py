@@ -98,6 +98,13 @@ def hosts(count: int) -> list[Host]:
     return [Host(i) for i in range(1, count + 1)]
 
 
+def personal_hosts(count: int, users: list[str]) -> dict[str, Host]:
+    """One host per developer, numbered after the `count` shared hosts."""
+    if count + len(users) > MAX_HOSTS:
+        raise ValueError(f"{count} hosts plus {len(users)} personal ones exceed {MAX_HOSTS}")
+    return {user: Host(count + i + 1) for i, user in enumerate(users)}
+
+
 def host_by_name(name: str) -> Host:
     """The Host named `name` ("h007") or with namespace `name` ("rollout-h007")."""
     short = name.removeprefix(NS_PREFIX)

@@ -7,7 +7,8 @@ from rollout import inventory, personal
 from rollout.discovery import Instance
 from rollout.errors import ConfigError, PreflightError, UsageError
 
-BASE = yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text())
+BASE = {k: v for k, v in yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text()).items()
+        if k != "personal"}
 PATTERN = r"remote-run/(?P<user>[^/]+)/.+"
 
 
