@@ -79,6 +79,23 @@ def setup(c, env):
     cli.setup(env)
 
 
+@task(help={"env": "environment name (required)", "ref": "branch, tag or SHA to deploy (required)",
+            "id": "request id, for idempotent retries (default: a new one)",
+            "wait": "wait for the worker's result and exit with the deploy's exit code",
+            "timeout": "seconds to wait with --wait (default 3600)"})
+def enqueue(c, env, ref, id=None, wait=False, timeout=3600):
+    """Queue a signed deploy request for a worker inside the network (CI needs no SSH access)."""
+    cli.enqueue(env, ref, request_id=id, wait=wait, timeout=timeout)
+
+
+@task(help={"env": "environment name (required)", "once": "stop after one request",
+            "idle-timeout": "stop after this many seconds without a request (default: never)",
+            "wait": "long-poll seconds per receive (default 20)"})
+def worker(c, env, once=False, idle_timeout=0, wait=20):
+    """Take queued deploy requests one at a time and run them (run it inside the network)."""
+    cli.work(env, once=once, idle_timeout=idle_timeout, wait=wait)
+
+
 @task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)",
                        "personal": "comma-separated developers who each get a personal host (Deployment=dev-USER)"})
 def sandbox_up(c, hosts=4, personal=""):
@@ -104,5 +121,5 @@ def sandbox_status(c):
     tasks.status()
 
 
-ns = Collection(deploy, status, recover, rollback, history, pause, unpause, unlock, setup)
+ns = Collection(deploy, status, recover, rollback, history, pause, unpause, unlock, setup, enqueue, worker)
 ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))

@@ -166,3 +166,19 @@ def setup(env: str) -> None:
     finally:
         e.close()
     print(f"state table {inv.state.table}: {'created' if created else 'already exists'}")
+
+
+@exits
+def enqueue(env: str, ref: str, request_id: Optional[str] = None, wait: bool = False, timeout: float = 3600) -> None:
+    from rollout import worker
+
+    code = worker.enqueue(inventory.load(env), Output(), ref=ref, request_id=request_id, wait=wait, timeout=float(timeout))
+    if code:
+        raise Exit(f"rollout: the queued deploy ended with exit code {code}", code=code)
+
+
+@exits
+def work(env: str, once: bool = False, idle_timeout: float = 0, wait: int = 20) -> None:
+    from rollout import worker
+
+    worker.run(inventory.load(env), Output(), once=once, idle_timeout=float(idle_timeout), wait=int(wait))

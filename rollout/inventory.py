@@ -135,6 +135,13 @@ class Personal(Model):
     autoscaling_group: Optional[str] = None
 
 
+class Queue(Model):
+    name: str
+    dead_letter: str
+    secret_env: str = "ROLLOUT_QUEUE_SECRET"
+    visibility_timeout: int = Field(900, ge=5, le=43200)
+
+
 class State(Model):
     table: str = "rollout-state"
     lock_ttl: float = Field(60, ge=10)
@@ -159,6 +166,7 @@ class Inventory(Model):
     unattended: bool = True
     require_success_in: Optional[str] = None
     personal: Optional[Personal] = None
+    queue: Optional[Queue] = None
     user: Optional[str] = None
     state: State = State()
     smoke: list[Smoke] = []

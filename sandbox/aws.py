@@ -15,6 +15,8 @@ tagged Stack=app, so they are not discovered as deploy targets.
 
 from __future__ import annotations
 
+import json
+
 import configparser
 import socket
 import subprocess
@@ -39,6 +41,8 @@ HOSTS_SUBNET = "198.18.1.0/24"
 HOSTS_RESERVED = "198.18.1.0/25"  # explicit reservation: moto never auto-assigns from it
 ELB = "sandbox-elb"
 STATE_TABLE = "rollout-state"
+DEPLOY_QUEUE = "rollout-sandbox-deploys"
+DEAD_LETTER = "rollout-sandbox-deploys-dead"
 ALB = "sandbox-alb"
 TARGET_GROUP = "sandbox-tg"
 ASG = "sandbox-asg"
@@ -269,6 +273,7 @@ def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None)
         ec2.stop_instances(InstanceIds=extra)
         changes.append(f"stopped {len(extra)} surplus host instances")
     _ensure_state_table(changes)
+    _ensure_queues(changes)
     ids |= _ensure_personal(ec2, image, hosts_subnet, personal or {}, changes)
     return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
 
@@ -315,6 +320,23 @@ def _stop_unwanted_personal(ec2, personal: dict[str, topo.Host], changes: list[s
     if surplus:
         ec2.stop_instances(InstanceIds=surplus)
         changes.append(f"stopped {len(surplus)} personal instances no longer wanted")
+
+
+def _ensure_queues(changes: list[str]) -> None:
+    """The deploy queue (for `fab enqueue` / `fab worker`) and its dead-letter queue."""
+    sqs = client("sqs")
+    have = {u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])}
+    if DEAD_LETTER not in have:
+        sqs.create_queue(QueueName=DEAD_LETTER)
+        changes.append(f"created SQS queue {DEAD_LETTER}")
+    if DEPLOY_QUEUE not in have:
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=sqs.get_queue_url(QueueName=DEAD_LETTER)["QueueUrl"],
+                                           AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sqs.create_queue(QueueName=DEPLOY_QUEUE, Attributes={
+            "VisibilityTimeout": "10",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+        })
+        changes.append(f"created SQS queue {DEPLOY_QUEUE} (dead letters to {DEAD_LETTER})")
 
 
 def _ensure_state_table(changes: list[str]) -> None:

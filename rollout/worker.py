@@ -1,0 +1,154 @@
+"""`enqueue` and `worker`: deploys requested through a queue, so CI needs no route to the bastion.
+
+A request is signed with the environment's queue secret. The worker, inside the network,
+takes one request at a time, runs the same rollout, and records the result in the state
+table, where `enqueue --wait` reads it. Requests are deduplicated by id; a request whose
+worker died is run again only after `recover`; a poisoned request goes to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Optional
+
+from rollout import deploy as deploying, journal as journals, refs, signing
+from rollout.aws import Aws
+from rollout.errors import ConfigError, RefError, RolloutError, UsageError
+from rollout.inventory import Inventory
+from rollout.queue import DeployQueue
+from rollout.report import who
+from rollout.store import Store
+from rollout.waiting import WaitTimeout, poll
+
+log = logging.getLogger("rollout.worker")
+FINAL = ("succeeded", "failed", "refused")
+
+
+def _secret(inv: Inventory) -> str:
+    if inv.queue is None:
+        raise UsageError(f"{inv.name} has no deploy queue: add a 'queue' section to inventories/{inv.name}.yml")
+    secret = os.environ.get(inv.queue.secret_env)
+    if not secret:
+        raise ConfigError(f"{inv.queue.secret_env} is not set: the queue secret signs and checks deploy requests")
+    return secret
+
+
+def _parts(inv: Inventory) -> tuple[Store, DeployQueue]:
+    """The state table and the queue: AWS only, no SSH (the enqueuer has no route to the fleet)."""
+    aws = Aws(inv.aws.region, inv.aws.endpoint_url, inv.aws.profile)
+    aws.check_access()
+    return Store(aws, inv.state.table, inv.name), DeployQueue(aws, inv.queue.name, inv.queue.dead_letter, inv.queue.visibility_timeout)
+
+
+def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = None, wait: bool = False,
+            timeout: float = 3600) -> int:
+    """Put a signed request on the queue; with `wait`, return the deploy's exit code once the worker is done."""
+    secret = _secret(inv)
+    refs.validate(ref)
+    store, q = _parts(inv)
+    request = signing.make(inv.name, ref, who(), secret, request_id)
+    q.send(request)
+    output.line(f"queued request {request['id']}: deploy {ref} to {inv.name}")
+    if not wait:
+        return 0
+    try:
+        item = poll(lambda: store.get(f"request#{request['id']}"), lambda i: bool(i) and i.get("status") in FINAL,
+                    timeout=timeout, interval=1, max_interval=5, what=f"waiting for request {request['id']}")
+    except WaitTimeout:
+        raise RolloutError(f"request {request['id']} not finished after {timeout:g}s; is a worker running for {inv.name}?") from None
+    output.line(f"request {request['id']}: {item['status']} (exit {int(item.get('exit_code', 1))}) {item.get('error', '')}".rstrip())
+    return int(item.get("exit_code", 1))
+
+
+@contextmanager
+def _kept_invisible(q: DeployQueue, receipt: str):
+    """While a deploy runs, keep its message from other workers."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(max(1.0, q.visibility / 3)):
+            try:
+                q.keep(receipt)
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not extend the request's visibility: %s", exc)
+
+    t = threading.Thread(target=beat, name="queue-heartbeat", daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
+    """Take one request and handle it; what happened ("succeeded", "duplicate", "poisoned", ...) or None if none came."""
+    secret = _secret(inv)
+    store, q = _parts(inv)
+    msg = q.receive(wait)
+    if msg is None:
+        return None
+    body, receipt, _ = msg
+    try:
+        req = signing.verify(body, secret)
+        if req["env"] != inv.name:
+            raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
+        refs.validate(str(req["ref"]))
+    except (signing.BadRequest, RefError) as exc:
+        output.warn(f"poisoned request sent to {inv.queue.dead_letter}: {exc}")
+        q.dead_letter(body, str(exc))
+        q.delete(receipt)
+        return "poisoned"
+    key = f"request#{req['id']}"
+    seen = store.get(key)
+    if seen and seen.get("status") in FINAL:
+        output.line(f"request {req['id']} was already handled ({seen['status']}); not deploying it twice")
+        q.delete(receipt)
+        return "duplicate"
+    if seen and journals.unfinished(store):
+        output.line(f"request {req['id']}: its previous worker died mid-rollout; recovering first")
+        deploying.recover(inv, output)
+    return _run_request(inv, output, req, receipt, store, q, key)
+
+
+def _run_request(inv, output, req, receipt, store, q, key) -> str:
+    store.put(key, {"status": "running", "ref": req["ref"], "requested_by": req["requested_by"], "updated": time.time()})
+    output.line(f"request {req['id']}: deploying {req['ref']} to {inv.name} for {req['requested_by']}")
+    previous = os.environ.get("ROLLOUT_USER")
+    os.environ["ROLLOUT_USER"] = f"{req['requested_by']} via queue"
+    code, status, error = 0, "succeeded", ""
+    try:
+        with _kept_invisible(q, receipt):
+            deploying.deploy(inv, output, ref=req["ref"])
+    except RolloutError as exc:
+        code, error = exc.exit_code, str(exc)
+        status = "refused" if code in (2, 3, 4, 5, 6, 7, 8, 10, 11, 12) else "failed"
+    finally:
+        if previous is None:
+            os.environ.pop("ROLLOUT_USER", None)
+        else:
+            os.environ["ROLLOUT_USER"] = previous
+    store.put(key, {"status": status, "exit_code": code, "error": error[:1000], "ref": req["ref"], "updated": time.time()})
+    q.delete(receipt)
+    output.line(f"request {req['id']}: {status} (exit {code})")
+    return status
+
+
+def run(inv: Inventory, output, *, once: bool = False, idle_timeout: float = 0, wait: int = 20) -> int:
+    """Handle requests one at a time; stop after one (`once`) or after `idle_timeout` seconds without any (0: never)."""
+    idle_since = time.monotonic()
+    handled = 0
+    while True:
+        outcome = process_one(inv, output, wait=wait)
+        if outcome is not None:
+            handled += 1
+            idle_since = time.monotonic()
+            if once:
+                return handled
+        elif idle_timeout and time.monotonic() - idle_since >= idle_timeout:
+            output.line(f"no request for {idle_timeout:g}s; stopping")
+            return handled
