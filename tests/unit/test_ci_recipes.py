@@ -17,16 +17,17 @@ def test_github_workflow_runs_the_tests_then_the_documented_deploy():
     flow = yaml.safe_load((ROOT / "docs/ci/github-actions.yml").read_text())
     runs = [s["run"] for job in flow["jobs"].values() for s in job["steps"] if "run" in s]
     assert "sudo scripts/test" in runs and runs.index("sudo scripts/test") == 0
-    assert flow["jobs"]["deploy-integration"]["needs"] == "test"
+    assert flow["jobs"]["deploy-integration"]["needs"] == "test" == flow["jobs"]["deploy-personal"]["needs"]
     commands = deploy_commands("\n".join(runs))
-    assert commands and all(c in README for c in commands), commands
+    assert len(commands) == 2 and all(c in README for c in commands), commands
+    assert any("--branch=" in c for c in commands) and any("--env=integration" in c for c in commands)
 
 
 def test_jenkinsfile_runs_the_tests_then_the_documented_deploy():
     text = (ROOT / "docs/ci/Jenkinsfile").read_text()
     assert text.index("sh 'scripts/test'") < text.index("fab deploy")
     commands = deploy_commands(text)
-    assert commands and all(c in README for c in commands), commands
+    assert len(commands) == 2 and all(c in README for c in commands), commands
 
 
 def test_readme_quick_start_is_two_commands_that_exist():
