@@ -120,7 +120,7 @@ def moto_listening() -> bool:
 
 def ensure_moto(timeout: float = 30.0) -> int | None:
     """Start moto's server detached unless ours runs; returns the new pid, or None if it was running."""
-    if moto_pid() and moto_listening():
+    if netns.pid_alive(moto_pid()) and moto_listening():
         return None
     if old := moto_pid():
         netns.kill_pids([old])

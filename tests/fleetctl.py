@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-from sandbox import topology as topo
+from sandbox import haproxy as sandbox_haproxy, topology as topo
 
 ROOT = Path(__file__).resolve().parents[1]
 FAB = str(Path(sys.executable).parent / "fab")
@@ -51,14 +50,8 @@ def tg_members() -> dict[str, str]:
 
 
 def haproxy(command: str) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(5)
-        s.connect(str(topo.HAPROXY_ADMIN_SOCK))
-        s.sendall(command.encode() + b"\n")
-        chunks = []
-        while data := s.recv(65536):
-            chunks.append(data)
-    return b"".join(chunks).decode()
+    """HAProxy's answer to a runtime API command, through the sandbox's admin socket."""
+    return sandbox_haproxy.admin(command)
 
 
 def haproxy_states() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -56,6 +57,9 @@ def test_batches_by_percentage_keep_capacity_and_deploy_everything(healthy_fleet
     assert done.returncode == 0, done.stdout + done.stderr
     batches = [ln.split(": ", 1)[1] for ln in done.stdout.splitlines() if " batch " in ln and "(deploy):" in ln]
     assert len(batches) == 2 and all(len(b.split(", ")) == 2 for b in batches), done.stdout
+    # Without a terminal: plain lines, each with a UTC timestamp, no live view, no prompt.
+    assert all(re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ", ln) for ln in done.stdout.splitlines()), done.stdout
+    assert "\x1b[" not in done.stdout and "[y/N]" not in done.stdout
     assert_fleet_serves(new_commit)
 
 

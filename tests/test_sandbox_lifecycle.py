@@ -9,6 +9,7 @@ import os
 import pwd
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,14 @@ pytestmark = [pytest.mark.fleet, pytest.mark.lifecycle]
 
 def test_up_repairs_a_half_up_sandbox(fleet):
     # What a stopped session leaves: some processes dead, namespaces and files still there.
-    for pid in (haproxy.pid(), aws.moto_pid(), sshd.pid("rollout-h002"), netns.read_pid(topo.host_by_name("h003").app_pid_file)):
-        assert pid
+    pids = [haproxy.pid(), aws.moto_pid(), sshd.pid("rollout-h002"), netns.read_pid(topo.host_by_name("h003").app_pid_file)]
+    assert all(pids)
+    for pid in pids:
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are really gone
+    while any(netns.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(netns.pid_alive(p) for p in pids)
     summary = sandbox_fleet.up(hosts=4, quiet=True)
     assert summary["changes"], "up() found nothing to repair"
     done = f.fab("status", "--env=sandbox", "--json")
