@@ -23,6 +23,10 @@ import boto3
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rollout.waiting import WaitTimeout, poll  # noqa: E402
+
 CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
@@ -35,15 +39,19 @@ def free_port() -> int:
 def start_moto(port: int, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc
+            return True
         except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"moto did not start; see {log}")
+            return False
+
+    try:
+        poll(listening, bool, timeout=30, interval=0.1, what="moto listening")
+        return proc
+    except WaitTimeout:
+        proc.kill()
+        raise SystemExit(f"moto did not start; see {log}") from None
 
 
 def populate(endpoint: str, count: int) -> None:

@@ -18,6 +18,7 @@ from rollout.errors import RolloutError, UsageError
 from rollout.plan import Plan
 from rollout.progress import Output
 from rollout.report import ReportFiles
+from rollout.store import open_store
 
 
 def exits(fn):
@@ -114,7 +115,7 @@ def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, ye
 
 @exits
 def history(env: str, limit: int = 20, as_json: bool = False) -> None:
-    rows = deploying.history_rows(inventory.load(env), limit=int(limit))
+    rows = journals.history(open_store(inventory.load(env)), limit=int(limit))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -126,12 +127,7 @@ def history(env: str, limit: int = 20, as_json: bool = False) -> None:
 
 
 def _with_store(env: str, fn):
-    e, store = deploying.state_store(inventory.load(env))
-    try:
-        store.check()
-        return fn(store)
-    finally:
-        e.close()
+    return fn(open_store(inventory.load(env)))
 
 
 @exits
@@ -160,11 +156,7 @@ def unpause(env: str) -> None:
 @exits
 def setup(env: str) -> None:
     inv = inventory.load(env)
-    e, store = deploying.state_store(inv)
-    try:
-        created = store.create_table()
-    finally:
-        e.close()
+    created = open_store(inv, check=False).create_table()
     print(f"state table {inv.state.table}: {'created' if created else 'already exists'}")
 
 

@@ -16,7 +16,7 @@ from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
 from rollout.runner import Policy, Runner, tail
-from rollout.store import Store
+from rollout.store import Conflict, Store, open_store
 from rollout.waiting import WaitTimeout, poll
 
 log = logging.getLogger("rollout.deploy")
@@ -47,14 +47,7 @@ def refuse_if_busy(store: Store, env_name: str) -> None:
 
 def require_success(upstream: str, sha: str, ref: str) -> None:
     """Refuse `sha` unless a rollout of it succeeded in the `upstream` environment (its own history)."""
-    up = Environment(inventory.load(upstream))
-    try:
-        up.aws.check_access()
-        store = Store(up.aws, up.inventory.state.table, upstream)
-        store.check()
-        runs = journals.history(store, limit=500)
-    finally:
-        up.close()
+    runs = journals.history(open_store(inventory.load(upstream)), limit=500)
     if not journals.succeeded_with(runs, sha):
         raise PreflightError(f"{sha[:12]} ({ref}) has no successful rollout in {upstream}, which this environment requires;"
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
@@ -238,8 +231,8 @@ def _wait_for_silence(store: Store, dead: str, ttl: float, force: bool, output) 
 def _release_dead_lock(store: Store, dead: str) -> None:
     try:
         store.delete("lock", condition="run_id = :run", params={"run": dead})
-    except Exception:  # noqa: BLE001 - already gone or taken over
-        pass
+    except Conflict:
+        pass  # already gone, or taken over by a live run: not ours to remove
 
 
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
@@ -260,31 +253,6 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
 def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, confirm=None,
              files: ReportFiles = ReportFiles()) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path."""
-    env = Environment(inv)
-    try:
-        env.aws.check_access()
-        store = Store(env.aws, inv.state.table, inv.name)
-        store.check()
-        ref, sha = rollback_target(store, to)
-    finally:
-        env.close()
+    ref, sha = rollback_target(open_store(inv), to)
     output.line(f"rolling back {inv.name} to {sha[:12] or ref} ({ref})")
     return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None)
-
-
-def history_rows(inv: Inventory, limit: int = 20) -> list[dict]:
-    env = Environment(inv)
-    try:
-        env.aws.check_access()
-        store = Store(env.aws, inv.state.table, inv.name)
-        store.check()
-        return journals.history(store, limit=limit)
-    finally:
-        env.close()
-
-
-def state_store(inv: Inventory) -> tuple[Environment, Store]:
-    env = Environment(inv)
-    env.aws.check_access()
-    return env, Store(env.aws, inv.state.table, inv.name)
-

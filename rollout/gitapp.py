@@ -158,12 +158,6 @@ def parse_update(output: str) -> Update:
                 marks.append((name, float(when)))
             except ValueError:
                 pass
-    seconds = {}
-    for (_, t0), (name, t1) in zip(marks, marks[1:]):
-        if name != "signal":
-            seconds[name] = round(t1 - t0, 3)
-        else:
-            seconds["reload"] = round(t1 - t0, 3)
-    if "signal" in dict(marks) and "reload" in dict(marks):
-        seconds["reload"] = round(dict(marks)["reload"] - dict(marks)["signal"], 3)
+    # Each phase ends at its mark and starts at the previous one; "signal" only opens "reload".
+    seconds = {name: round(t1 - t0, 3) for (_, t0), (name, t1) in zip(marks, marks[1:]) if name != "signal"}
     return Update(head=head, before=before, after=after, seconds=seconds)

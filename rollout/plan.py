@@ -41,7 +41,7 @@ class Host:
 
     @property
     def label(self) -> str:
-        return f"{self.name or self.instance_id} ({self.address})" if self.name else f"{self.instance_id} ({self.address})"
+        return f"{self.name or self.instance_id} ({self.address})"
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from datetime import datetime, timezone
 
 from rich.console import Console
@@ -19,7 +18,7 @@ class Output:
         self.console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)
         self.live_enabled = self.console.is_terminal if live is None else live
         self._lock = threading.Lock()
-        self._hosts: dict[str, list[str]] = {}
+        self._hosts: dict[str, tuple[str, str]] = {}
         self._live: Live | None = None
 
     # -- lines ---------------------------------------------------------------
@@ -40,7 +39,7 @@ class Output:
         self.line(f"batch {index} ({phase}): {', '.join(h.label for h in hosts)}")
         if self.live_enabled:
             with self._lock:
-                self._hosts = {h.label: ["waiting", "", str(time.monotonic())] for h in hosts}
+                self._hosts = {h.label: ("waiting", "") for h in hosts}
                 self._live = Live(self._table(), console=self.console, refresh_per_second=8, transient=True)
                 self._live.start()
 
@@ -49,7 +48,7 @@ class Output:
         extra = f" ({detail})" if detail else ""
         if self.live_enabled and self._live is not None:
             with self._lock:
-                self._hosts[host.label] = [step, state + took + extra, self._hosts.get(host.label, ["", "", "0"])[2]]
+                self._hosts[host.label] = (step, state + took + extra)
                 self._live.update(self._table())
             if state in ("failed",):
                 self.console.print(f"[red]{host.label}: {step} failed{extra}[/]")
@@ -67,7 +66,7 @@ class Output:
         t.add_column("host")
         t.add_column("step")
         t.add_column("state")
-        for label, (step, state, _) in self._hosts.items():
+        for label, (step, state) in self._hosts.items():
             t.add_row(label, step, state)
         return t
 

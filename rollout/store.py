@@ -26,6 +26,19 @@ class Conflict(Exception):
         self.item = item
 
 
+def open_store(inv, check: bool = True) -> "Store":
+    """The environment's items in its state table; AWS access only, no SSH files needed.
+
+    With `check`, fail preflight unless the table exists.
+    """
+    aws = Aws(inv.aws.region, inv.aws.endpoint_url, inv.aws.profile)
+    aws.check_access()
+    store = Store(aws, inv.state.table, inv.name)
+    if check:
+        store.check()
+    return store
+
+
 def _plain(item: Optional[dict]) -> Optional[dict]:
     """A DynamoDB item (typed attribute values) as plain Python values."""
     if item is None:
@@ -53,6 +66,7 @@ class Store:
     """Items of one environment in the shared table."""
 
     def __init__(self, aws: Aws, table: str, env: str):
+        self.aws = aws
         self.client = aws.client("dynamodb")
         self.table = table
         self.pk = f"env#{env}"

@@ -16,12 +16,11 @@ from contextlib import contextmanager
 from typing import Optional
 
 from rollout import deploy as deploying, journal as journals, refs, signing
-from rollout.aws import Aws
 from rollout.errors import ConfigError, RefError, RolloutError, UsageError
 from rollout.inventory import Inventory
 from rollout.queue import DeployQueue
 from rollout.report import who
-from rollout.store import Store
+from rollout.store import Store, open_store
 from rollout.waiting import WaitTimeout, poll
 
 log = logging.getLogger("rollout.worker")
@@ -39,9 +38,8 @@ def _secret(inv: Inventory) -> str:
 
 def _parts(inv: Inventory) -> tuple[Store, DeployQueue]:
     """The state table and the queue: AWS only, no SSH (the enqueuer has no route to the fleet)."""
-    aws = Aws(inv.aws.region, inv.aws.endpoint_url, inv.aws.profile)
-    aws.check_access()
-    return Store(aws, inv.state.table, inv.name), DeployQueue(aws, inv.queue.name, inv.queue.dead_letter, inv.queue.visibility_timeout)
+    store = open_store(inv)
+    return store, DeployQueue(store.aws, inv.queue.name, inv.queue.dead_letter, inv.queue.visibility_timeout)
 
 
 def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = None, wait: bool = False,

@@ -21,11 +21,11 @@ import configparser
 import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+from rollout.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
 
@@ -135,13 +135,15 @@ def ensure_moto(timeout: float = 30.0) -> int | None:
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     topo.MOTO_PID.write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    try:
+        poll(lambda: proc.poll() is not None or moto_listening(), bool, timeout=timeout, interval=0.05,
+             max_interval=0.5, what="moto server listening")
+    except WaitTimeout:
+        pass
+    else:
         if proc.poll() is not None:
             raise RuntimeError(f"moto server exited with {proc.returncode}; see {topo.MOTO_LOG}")
-        if moto_listening():
-            return proc.pid
-        time.sleep(0.05)
+        return proc.pid
     raise RuntimeError(f"moto server not listening after {timeout}s; see {topo.MOTO_LOG}")
 
 
@@ -294,9 +296,10 @@ def _reclaim(ec2, host: topo.Host, tags: dict[str, str], drop: tuple[str, ...] =
 def _ensure_personal(ec2, image, subnet: str, personal: dict[str, topo.Host], changes: list[str]) -> dict[str, str]:
     """One instance per developer, tagged Deployment=dev-USER and Owner=USER, in no balancer or group."""
     ids = {}
+    running = _instances(ec2, Stack="app")
     for user, host in personal.items():
         tags = {"Stack": "app", "Deployment": f"dev-{user}", "Owner": user, "Name": host.name}
-        live = _instances(ec2, Stack="app").get(host.name)
+        live = running.get(host.name)
         if live and {t["Key"]: t["Value"] for t in live.get("Tags", [])}.get("Deployment") == tags["Deployment"]:
             ids[host.name] = live["InstanceId"]
             continue

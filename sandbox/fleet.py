@@ -22,6 +22,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from rollout.waiting import WaitTimeout, poll
 from sandbox import app, aws, haproxy, netns, origin, sshd
 from sandbox import topology as topo
 
@@ -35,16 +36,19 @@ LOCK_FILE = "/run/lock/rollout-sandbox.lock"
 def _locked(timeout: float = 600.0):
     """Serialize up()/down() across processes (a test session and a shell, say)."""
     fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def take() -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"another sandbox up()/down() holds {LOCK_FILE} for over {timeout}s")
-                time.sleep(0.2)
+        try:
+            poll(take, bool, timeout=timeout, interval=0.2, what=f"waiting for {LOCK_FILE}")
+        except WaitTimeout:
+            raise TimeoutError(f"another sandbox up()/down() holds {LOCK_FILE} for over {timeout}s") from None
         yield
     finally:
         os.close(fd)
@@ -138,14 +142,12 @@ def _ensure_app(host: topo.Host) -> list[str]:
 
 
 def _wait_app_pids(hosts: list[topo.Host], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    pending = hosts
-    while time.monotonic() < deadline:
-        pending = [h for h in pending if not _app_running(h)]
-        if not pending:
-            return
-        time.sleep(0.05)
-    names = ", ".join(h.name for h in pending)
+    try:
+        poll(lambda: [h for h in hosts if not _app_running(h)], lambda pending: not pending, timeout=timeout,
+             interval=0.05, max_interval=0.5, what="waiting for the apps' pid files")
+        return
+    except WaitTimeout as exc:
+        names = ", ".join(h.name for h in exc.last)
     raise RuntimeError(f"app did not write its pid file on {names}; see {topo.HOSTS_DIR}/hNNN/srv/log/app.log")
 
 

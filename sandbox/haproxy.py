@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import socket
-import time
 
+from rollout.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
 
@@ -81,12 +81,11 @@ def ensure(hosts: list[topo.Host]) -> str:
     else:
         PID_FILE.unlink(missing_ok=True)
     netns.run(argv)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if (p := pid()) and p != old:
-            return "reloaded" if old else "started"
-        time.sleep(0.02)
-    raise RuntimeError(f"HAProxy did not start within 10s; check it with: haproxy -c -f {CONFIG}")
+    try:
+        poll(pid, lambda p: bool(p) and p != old, timeout=10, interval=0.02, max_interval=0.2, what="HAProxy's pid file")
+    except WaitTimeout:
+        raise RuntimeError(f"HAProxy did not start within 10s; check it with: haproxy -c -f {CONFIG}") from None
+    return "reloaded" if old else "started"
 
 
 def admin(command: str, timeout: float = 5.0) -> str:
@@ -110,17 +109,18 @@ def servers() -> dict[str, dict[str, str]]:
 
 def wait_up(names: list[str], timeout: float = 30.0) -> None:
     """Wait until HAProxy has seen a passing health check on each named server."""
-    deadline = time.monotonic() + timeout
-    pending = list(names)
-    while time.monotonic() < deadline:
+    def pending() -> list[str]:
         state = servers()
         # A server someone put in maintenance or drain is theirs to bring back, not the sandbox's.
-        pending = [n for n in names if not (state.get(n, {}).get("status", "").startswith(("MAINT", "DRAIN"))
-                                            or state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]
-        if not pending:
-            return
-        time.sleep(0.1)
+        return [n for n in names if not (state.get(n, {}).get("status", "").startswith(("MAINT", "DRAIN"))
+                                         or state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]
+
+    try:
+        poll(pending, lambda left: not left, timeout=timeout, interval=0.1, max_interval=0.5, what="HAProxy servers UP")
+        return
+    except WaitTimeout as exc:
+        left = exc.last
     raise RuntimeError(
-        f"HAProxy servers not UP after {timeout}s: {', '.join(pending)}; "
+        f"HAProxy servers not UP after {timeout}s: {', '.join(left)}; "
         f"inspect with: echo 'show stat' | socat - UNIX-CONNECT:{topo.HAPROXY_ADMIN_SOCK}"
     )

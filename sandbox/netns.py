@@ -12,9 +12,9 @@ import os
 import pwd
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+from rollout.waiting import WaitTimeout, poll
 from sandbox import topology as topo
 
 NETNS_DIR = Path("/run/netns")
@@ -109,12 +109,12 @@ def kill_pids(pids: list[int], timeout: float = 5.0) -> None:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            pids = [p for p in pids if pid_alive(p)]
-            if not pids:
-                return
-            time.sleep(0.05)
+        try:
+            poll(lambda: [p for p in pids if pid_alive(p)], lambda alive: not alive, timeout=timeout,
+                 interval=0.05, max_interval=0.5, what="processes to exit")
+            return
+        except WaitTimeout as exc:
+            pids = exc.last
 
 
 def kill_in(names: list[str], timeout: float = 5.0) -> int:

@@ -14,9 +14,9 @@ import pwd
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+from rollout.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
 
@@ -209,11 +209,10 @@ def ensure(ns: str, data_dir: Path | None = None, timeout: float = 10.0) -> int 
     )
     # sshd forks into the background and writes its pid file once it listens
     netns.run(argv, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p := pid(ns):
-            return p
-        time.sleep(0.02)
+    try:
+        return poll(lambda: pid(ns), bool, timeout=timeout, interval=0.02, max_interval=0.2, what=f"sshd in {ns}")
+    except WaitTimeout:
+        pass
     log = _dir(ns) / "sshd.log"
     tail = log.read_text()[-2000:] if log.exists() else "(no log)"
     raise RuntimeError(f"sshd in {ns} did not start within {timeout}s; its log {log}:\n{tail}")

@@ -15,6 +15,8 @@ from pathlib import Path
 import boto3
 import yaml
 
+from rollout.waiting import WaitTimeout, poll
+
 from sandbox import haproxy as sandbox_haproxy, topology as topo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,6 +141,14 @@ def fab(*args: str, inventories: Path | None = None, env: dict | None = None, ti
     """Run the real `fab` command as an operator would, without a terminal."""
     return subprocess.run([FAB, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           env=fab_env(env, inventories), stdin=subprocess.DEVNULL)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
+    """Poll `predicate` until it returns something truthy; return it, or fail the test after `timeout` s."""
+    try:
+        return poll(predicate, bool, timeout=timeout, interval=interval, max_interval=max(interval, 0.2), what=what)
+    except WaitTimeout:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
 def clear_state(*items: str, env: str = "sandbox") -> None:

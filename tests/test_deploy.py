@@ -66,9 +66,7 @@ def test_batches_by_percentage_keep_capacity_and_deploy_everything(healthy_fleet
 def test_zero_downtime_under_load_through_haproxy(healthy_fleet, new_commit):
     url = f"http://{topo.BASTION_ADDR}:{topo.HAPROXY_FRONTEND_PORT}/version"
     with LoadGenerator(url, duration=60, keepalive_workers=4, fresh_workers=4) as load:
-        deadline = time.monotonic() + 5
-        while load.elapsed() < 1.0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        f.wait_until(lambda: load.elapsed() >= 1.0, 5, "the load to start")
         done = f.fab("deploy", "--env=sandbox", "--yes")
         time.sleep(0.5)
     result = load.result()
@@ -115,9 +113,7 @@ def test_interrupt_mid_rollout_restores_processes_and_exits_130(healthy_fleet, n
     proc = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes"], cwd=f.ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while f.suspended() != ALL and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
+        f.wait_until(lambda: f.suspended() == ALL or proc.poll() is not None, 60, "the rollout to suspend the processes")
         assert f.suspended() == ALL, "the rollout never suspended the processes"
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)

@@ -33,9 +33,7 @@ def load():
     """Continuous load through HAProxy; the caller asserts on `.result()` after the block."""
     gen = LoadGenerator(f"{FRONT}/version", duration=120, keepalive_workers=2, fresh_workers=2)
     with gen:
-        deadline = time.monotonic() + 5
-        while gen.elapsed() < 0.5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        f.wait_until(lambda: gen.elapsed() >= 0.5, 5, "the load to start")
         yield gen
         time.sleep(0.3)
 
@@ -71,13 +69,6 @@ def start_deploy(*args: str, env: dict | None = None) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def assert_restored(before: dict, version: str) -> None:
@@ -175,7 +166,7 @@ def test_pause_stops_after_the_batch_in_hand_and_refuses_new_deploys(healthy_fle
     before = f.snapshot()
     with load() as traffic, slow_requests():
         proc = start_deploy()
-        wait_for(lambda: f.suspended() == f.ALL, 30, "the rollout to start")
+        f.wait_until(lambda: f.suspended() == f.ALL, 30, "the rollout to start")
         paused = f.fab("pause", "--env=sandbox", "--reason=incident 42")
         assert paused.returncode == 0, paused.stderr
         out, err = proc.communicate(timeout=120)
@@ -199,10 +190,10 @@ def test_sigterm_mid_batch_restores_the_batch_and_releases_the_lock(healthy_flee
     with load() as traffic, slow_requests(2), errfile.open("w") as errs:
         proc = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes"], cwd=f.ROOT, env=f.fab_env(),
                                 stdout=subprocess.PIPE, stderr=errs, text=True, stdin=subprocess.DEVNULL)
-        wait_for(lambda: any(s != "UP" for s in f.haproxy_states().values()), 30, "the first batch to leave service")
+        f.wait_until(lambda: any(s != "UP" for s in f.haproxy_states().values()), 30, "the first batch to leave service")
         proc.send_signal(signal.SIGTERM)
         # Pending signals of one kind merge: send the second once the first was seen.
-        wait_for(lambda: "stopping after the batch in hand" in errfile.read_text(), 30, "the first SIGTERM to be handled")
+        f.wait_until(lambda: "stopping after the batch in hand" in errfile.read_text(), 30, "the first SIGTERM to be handled")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=120)
     err = errfile.read_text()
@@ -238,25 +229,38 @@ def _kill_bastion_sshd() -> int:
     return len(pids)
 
 
-def test_bastion_killed_mid_rollout_fails_cleanly_and_recover_restores(healthy_fleet, new_commit):
+def fault_then_recover(when, what: str, inject) -> None:
+    """Deploy under load, `inject` a fault once `when()` holds, and check what must follow.
+
+    The rollout fails with exit 1 and names `fab recover`; AWS being reachable, the processes
+    are resumed and the lock released, but the run stays open. Once the sandbox is repaired,
+    `recover` returns the fleet to where it was, and no request failed throughout.
+    """
     before = f.snapshot()
     old = before["checkouts"]["h001"]
     with load() as traffic:
         with slow_requests(2):
             proc = start_deploy()
-            wait_for(lambda: f.served_version(topo.host_by_name("h001").address) == new_commit, 60, "h001 to be updated")
-            assert _kill_bastion_sshd() >= 1
+            f.wait_until(when, 60, what)
+            inject()
             out, err = proc.communicate(timeout=180)
         assert proc.returncode == 1, out + err
         assert "fab recover --env=sandbox" in out + err
-        # AWS was still reachable: processes were resumed and the lock released even though SSH was gone.
-        assert f.suspended() == set() and f.state("lock") is None
         assert f.state("active") is not None, "stranded hosts keep the run open for recover"
+        assert f.state("lock") is None and f.suspended() == set()
         sandbox_fleet.up(hosts=len(f.instances()), quiet=True)
         recovered = f.fab("recover", "--env=sandbox")
         assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert_restored(before, old)
     assert traffic.result().failures == 0, traffic.result().summary()
+
+
+def test_bastion_killed_mid_rollout_fails_cleanly_and_recover_restores(healthy_fleet, new_commit):
+    def crash_bastion():
+        assert _kill_bastion_sshd() >= 1
+
+    fault_then_recover(lambda: f.served_version(topo.host_by_name("h001").address) == new_commit,
+                       "h001 to be updated", crash_bastion)
 
 
 def test_history_and_rollback_return_to_the_previous_version(healthy_fleet, tmp_path):
@@ -290,7 +294,7 @@ def test_ssh_connection_reset_mid_rollout_is_retried(healthy_fleet, new_commit, 
     with load() as traffic:
         with slow_requests(1.5):
             proc = start_deploy(f"--report={report}")
-            wait_for(lambda: f.served_version(topo.host_by_name("h001").address) == new_commit, 60, "h001 to be updated")
+            f.wait_until(lambda: f.served_version(topo.host_by_name("h001").address) == new_commit, 60, "h001 to be updated")
             # Drop the bastion connection (its session processes), leaving the listener up: a reset, not an outage.
             sessions = [p for p in netns.pids_in([topo.BASTION_NS]).get(topo.BASTION_NS, [])
                         if open(f"/proc/{p}/comm").read().strip() == "sshd"
@@ -307,20 +311,7 @@ def test_ssh_connection_reset_mid_rollout_is_retried(healthy_fleet, new_commit, 
 
 
 def test_balancer_failing_mid_batch_keeps_the_run_open_for_recover(healthy_fleet, new_commit):
-    before = f.snapshot()
-    old = before["checkouts"]["h001"]
-    with load() as traffic:
-        with slow_requests(2):
-            proc = start_deploy()
-            wait_for(lambda: f.haproxy_states().get(topo.host_by_name("h001").address) in ("DRAIN", "MAINT"), 60,
-                     "the first batch to be draining")
-            f.aws("elb").delete_load_balancer(LoadBalancerName="sandbox-elb")  # the ELB goes away mid-batch
-            out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 1, out + err
-        assert "fab recover --env=sandbox" in out + err
-        assert f.state("active") is not None and f.state("lock") is None and f.suspended() == set()
-        sandbox_fleet.up(hosts=len(f.instances()), quiet=True)  # the ELB is back, with every instance
-        recovered = f.fab("recover", "--env=sandbox")
-        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    assert_restored(before, old)
-    assert traffic.result().failures == 0, traffic.result().summary()
+    # The ELB goes away mid-batch; sandbox.up, inside the helper, brings it back with every instance.
+    fault_then_recover(lambda: f.haproxy_states().get(topo.host_by_name("h001").address) in ("DRAIN", "MAINT"),
+                       "the first batch to be draining",
+                       lambda: f.aws("elb").delete_load_balancer(LoadBalancerName="sandbox-elb"))

@@ -13,25 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.fleetctl import wait_until
+
 from sandbox.app import checkout, start_argv, stop_argv
 from sandbox.load import LoadGenerator
 from sandbox.origin import add_commit, ensure_origin, git
 
 NODE = "/usr/bin/node"
 WORKERS = 2
-pytestmark = pytest.mark.skipif(not os.path.exists(NODE), reason="needs Node at /usr/bin/node")
 
 
 def wait_for(pred, timeout: float, what: str, interval: float = 0.01):
-    """Poll `pred` until it returns a truthy value; return it, or fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
+    return wait_until(pred, timeout, what, interval)
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ import os
 import pwd
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,8 @@ def test_up_repairs_a_half_up_sandbox(fleet):
     assert all(pids)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10  # SIGKILL is asynchronous: wait until they are really gone
-    while any(netns.pid_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(netns.pid_alive(p) for p in pids)
+    # SIGKILL is asynchronous: wait until they are really gone.
+    f.wait_until(lambda: not any(netns.pid_alive(p) for p in pids), 10, "the killed processes to be gone")
     summary = sandbox_fleet.up(hosts=4, quiet=True)
     assert summary["changes"], "up() found nothing to repair"
     done = f.fab("status", "--env=sandbox", "--json")
