@@ -354,7 +354,7 @@ class Runner:
             if isinstance(exc, Cancelled):
                 raise exc
             raise DeployFailed(
-                f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {exc}."
+                f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {str(exc) or type(exc).__name__}."
                 f" These hosts may be out of that load balancer; run: fab recover --env={self.inv.name}"
             )
         self.out.line(f"{action} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")

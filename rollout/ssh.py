@@ -24,7 +24,7 @@ log = logging.getLogger("rollout.ssh")
 _SSH_ATTEMPTS = 3
 
 
-def _transient(exc: BaseException) -> bool:
+def connection_lost(exc: BaseException) -> bool:
     """Connection-level failures worth a reconnect; never a host key problem."""
     if isinstance(exc, HostKeyError):
         return False
@@ -91,6 +91,8 @@ class Fleet:
         """Open the one transport to the bastion (idempotent)."""
         if self.bastion.is_connected:
             return
+        if self.bastion_opens:
+            log.warning("bastion %s: connection lost; reconnecting", self.bastion.host)
         _open(self.bastion, "bastion", self.known_hosts)
         self.bastion_opens += 1
         # Every host session is multiplexed over this one socket; without NODELAY each
@@ -123,6 +125,8 @@ class Fleet:
         """The open connection to a host (connecting it if needed)."""
         conn = self._hosts.get(address)
         if conn is None or not conn.is_connected:
+            if conn is not None:
+                log.warning("host %s: connection lost; reconnecting", address)
             self.connect([address])
             conn = self._hosts[address]
         return conn
@@ -144,7 +148,7 @@ class Fleet:
                 conn.close()
 
         try:
-            for attempt in Retrying(retry=retry_if_exception(_transient), stop=stop_after_attempt(_SSH_ATTEMPTS),
+            for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(_SSH_ATTEMPTS),
                                     wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
                 with attempt:
                     conn = self.host(address)
@@ -163,9 +167,17 @@ class Fleet:
         return transport.open_channel("direct-tcpip", ("127.0.0.1", port), ("127.0.0.1", 0), timeout=timeout)
 
     def bastion_channel(self, host: str, port: int, timeout: float = 10) -> paramiko.Channel:
-        """A TCP channel from the bastion's sshd to host:port."""
-        self.open_bastion()
-        return self.bastion.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
+        """A TCP channel from the bastion's sshd to host:port; a dead bastion connection is reopened."""
+
+        def drop(state):
+            log.warning("bastion %s: %s while opening a channel; reconnecting", self.bastion.host, state.outcome.exception())
+            self.bastion.close()
+
+        for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(_SSH_ATTEMPTS),
+                                wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
+            with attempt:
+                self.open_bastion()
+                return self.bastion.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
 
     def close(self) -> None:
         """Close every host connection, then the bastion."""

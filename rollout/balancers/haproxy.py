@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import socket
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
 from rollout.errors import PreflightError
 from rollout.plan import BalancerFacts, Host
+from rollout.ssh import connection_lost
 from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.haproxy")
@@ -83,7 +86,19 @@ class HaproxyBackend:
 
     # -- runtime API -------------------------------------------------------
     def command(self, cmd: str) -> str:
-        """Send one runtime API command line (';'-separated commands allowed); return the answer."""
+        """Send one runtime API command line (';'-separated commands allowed); return the answer.
+
+        A connection lost mid-exchange is retried: every command rollout sends is idempotent.
+        """
+        for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(3),
+                                wait=wait_random_exponential(multiplier=0.1, max=1), reraise=True,
+                                before_sleep=lambda s: log.warning("HAProxy %s: %r lost the connection; retrying",
+                                                                   self.name, s.outcome.exception())):
+            with attempt:
+                return self._exchange(cmd)
+        raise AssertionError("unreachable")
+
+    def _exchange(self, cmd: str) -> str:
         sock = self._open()
         expected = cmd.count(";") + 1
         try:
@@ -94,7 +109,8 @@ class HaproxyBackend:
             while answers_complete(data) < expected:
                 chunk = sock.recv(65536)
                 if not chunk:
-                    break
+                    # Closed before the answer ended: the connection was lost (retried by command()).
+                    raise EOFError(f"the runtime API connection closed before HAProxy answered {cmd!r}")
                 data += chunk
         finally:
             sock.close()
