@@ -141,6 +141,19 @@ def _ensure_app(host: topo.Host) -> list[str]:
     return did
 
 
+def _wait_serving(hosts: list[topo.Host], timeout: float) -> None:
+    """Wait until each host's app answers /health on its own loopback."""
+    def pending() -> list[topo.Host]:
+        probe = ["curl", "-sf", "-o", "/dev/null", "--max-time", "1", f"http://127.0.0.1:{topo.APP_PORT}/health"]
+        return [h for h in hosts if netns.run_in_host(h.name, probe, check=False, timeout=10).returncode != 0]
+
+    try:
+        poll(pending, lambda left: not left, timeout=timeout, interval=0.1, max_interval=0.5, what="apps answering /health")
+    except WaitTimeout as exc:
+        raise RuntimeError(f"app not answering /health on {', '.join(h.name for h in exc.last)};"
+                           f" see {topo.HOSTS_DIR}/hNNN/srv/log/app.log") from None
+
+
 def _wait_app_pids(hosts: list[topo.Host], timeout: float) -> None:
     try:
         poll(lambda: [h for h in hosts if not _app_running(h)], lambda pending: not pending, timeout=timeout,
@@ -218,6 +231,7 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
     if restarted:
         _wait_app_pids([h for h in wanted if h.name in restarted], wait)
     haproxy.wait_up([h.name for h in shared], timeout=wait)
+    _wait_serving(list(owners.values()), wait)  # personal hosts are in no balancer: ask them directly
 
     state.update(
         hosts=len(shared),
