@@ -79,7 +79,9 @@ class Fleet:
             user=user,
             port=port,
             gateway=gateway,
-            config=_CONFIG,
+            # Invoke's Config merges lazily and is not thread-safe: each connection gets its own,
+            # since host connections are opened from several threads at once.
+            config=_CONFIG.clone(),
             connect_timeout=int(max(1, self.connect_timeout)),
             connect_kwargs={"key_filename": [str(self.key)], "look_for_keys": False, "allow_agent": False},
         )
