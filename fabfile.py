@@ -97,12 +97,13 @@ def worker(c, env, once=False, idle_timeout=0, wait=20):
 
 
 @task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)",
-                       "personal": "comma-separated developers who each get a personal host (Deployment=dev-USER)"})
-def sandbox_up(c, hosts=4, personal=""):
-    """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto."""
+                       "personal": "comma-separated developers who each get a personal host (Deployment=dev-USER)",
+                       "app": "git (default), or container: also run the app as a podman container on every host"})
+def sandbox_up(c, hosts=4, personal="", app="git"):
+    """Bring up (or repair) the local sandbox fleet: bastion, hosts, HAProxy, moto (and registry + containers)."""
     from sandbox import tasks
 
-    tasks.up(int(hosts), personal)
+    tasks.up(int(hosts), personal, app)
 
 
 @task(name="down")

@@ -19,6 +19,7 @@ from rollout.plan import Plan
 from rollout.progress import Output
 from rollout.report import ReportFiles
 from rollout.store import open_store
+from rollout.health import short
 
 
 def exits(fn):
@@ -27,6 +28,8 @@ def exits(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+        # A refused health-check channel (app not listening yet) is an observation the runner judges, not an error.
+        logging.getLogger("paramiko.transport").addFilter(lambda r: "channel" not in r.getMessage() or "open FAILED" not in r.getMessage())
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             return fn(*args, **kwargs)
@@ -62,7 +65,7 @@ def _confirm(inv, yes: bool):
         return None
 
     def ask(plan: Plan) -> bool:
-        what = f"{plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {plan.env} in {len(plan.batches)} batches"
+        what = f"{short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts of {plan.env} in {len(plan.batches)} batches"
         if how == "type-name":
             return input(f"{plan.env} is protected. Deploy {what}? Type the environment's name to go on: ").strip() == plan.env
         return input(f"Deploy {what}? [y/N] ").strip().lower() in ("y", "yes")
@@ -123,7 +126,7 @@ def history(env: str, limit: int = 20, as_json: bool = False) -> None:
     if not rows:
         out.line(f"{env}: no rollouts recorded")
     for r in rows:
-        print(f"{r['started']}  {r['result']:<12} {r['sha'][:12]}  {r['ref']:<24} {r['who']}  ({len(r['hosts'])} hosts, run {r['run_id']})")
+        print(f"{r['started']}  {r['result']:<12} {short(r['sha']):<12}  {r['ref']:<24} {r['who']}  ({len(r['hosts'])} hosts, run {r['run_id']})")
 
 
 def _with_store(env: str, fn):

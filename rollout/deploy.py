@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import autoscaling, gitapp, journal as journals, lock as locks, pause as pauses, plan as planning, recovery, refs
+from rollout import autoscaling, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
@@ -18,16 +18,17 @@ from rollout.report import Report, ReportFiles
 from rollout.runner import Policy, Runner, tail
 from rollout.store import Conflict, Store, open_store
 from rollout.waiting import WaitTimeout, poll
+from rollout.health import short
 
 log = logging.getLogger("rollout.deploy")
 
 
-def on_hosts(env: Environment, hosts: list, command_for) -> dict[str, object]:
-    """Run command_for(host) on every host in parallel; instance id -> invoke Result."""
+def on_hosts(env: Environment, hosts: list, command: str, stdin: Optional[str] = None) -> dict[str, object]:
+    """Run one command (with `stdin`) on every host in parallel; instance id -> invoke Result."""
     fleet = env.fleet
 
     def one(h):
-        return h.instance_id, fleet.run(h.address, command_for(h), timeout=300)
+        return h.instance_id, fleet.run(h.address, command, timeout=300, stdin=stdin)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), env.inventory.ssh.parallel))) as pool:
         return dict(pool.map(one, hosts))
@@ -49,28 +50,25 @@ def require_success(upstream: str, sha: str, ref: str) -> None:
     """Refuse `sha` unless a rollout of it succeeded in the `upstream` environment (its own history)."""
     runs = journals.history(open_store(inventory.load(upstream)), limit=500)
     if not journals.succeeded_with(runs, sha):
-        raise PreflightError(f"{sha[:12]} ({ref}) has no successful rollout in {upstream}, which this environment requires;"
+        raise PreflightError(f"{short(sha)} ({ref}) has no successful rollout in {upstream}, which this environment requires;"
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
 
 
 def current_versions(env: Environment, hosts: list) -> list:
-    inv = env.inventory
-    versions = on_hosts(env, hosts, lambda h: gitapp.version_command(inv.app.path))
-    broken = [h for h in hosts if versions[h.instance_id].exited != 0]
-    if broken:
-        h = broken[0]
-        raise PreflightError(f"{h.label}: {inv.app.path} is not a git checkout ({tail(versions[h.instance_id].stderr)}); set up the app there first")
-    return [replace(h, version=gitapp.parse_version(versions[h.instance_id].stdout)) for h in hosts]
+    """The hosts with the version each runs now (None where it cannot tell)."""
+    versions = on_hosts(env, hosts, *env.app.version_command())
+    return [replace(h, version=env.app.parse_version(h.label, versions[h.instance_id])) for h in hosts]
 
 
-def prefetch(env: Environment, hosts: list, shas: set[str], ref: str) -> None:
-    """Every host fetches the commits while it still serves, so time out of service holds only checkout and reload."""
-    inv = env.inventory
-    fetched = on_hosts(env, hosts, lambda h: "; ".join(gitapp.fetch_command(inv.app.path, s) for s in sorted(shas)))
+def prefetch(env: Environment, hosts: list, versions: set[str], ref: str) -> None:
+    """Every host fetches the commits (or pulls the images) while it still serves: out of service holds only the switch."""
+    fetched = on_hosts(env, hosts, *env.app.prefetch_command(versions))
     bad = [h for h in hosts if fetched[h.instance_id].exited != 0]
     if bad:
         h = bad[0]
-        raise RefError(f"{h.label} cannot fetch {', '.join(sorted(shas))} for {ref!r}: {tail(fetched[h.instance_id].stderr)}")
+        what = "fetch" if env.app.kind == "git" else "pull"
+        raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(versions))} for {ref!r}:"
+                       f" {env.app.redact(tail(fetched[h.instance_id].stderr))}")
 
 
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
@@ -83,7 +81,8 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
-    ref = refs.validate(ref or inv.app.branch)
+    app = env.app  # reads the app's secrets: a missing one fails here, before any network call
+    ref = app.validate_ref(ref or app.default_ref)
     all_hosts = env.discover()
     if inv.user:
         personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
@@ -93,7 +92,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     selected = planning.select_hosts(all_hosts, wanted)
     if ssh:
         env.fleet.connect([h.address for h in selected])
-    sha = sha or refs.resolve(inv.app.repository, ref)
+    sha = sha or app.resolve(ref)
     if inv.require_success_in:
         require_success(inv.require_success_in, sha, ref)
     if ssh:
@@ -131,7 +130,7 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
         return pauses.describe(item) if item else None
 
     try:
-        output.line(f"run {run_id}: deploying {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts of {inv.name}"
+        output.line(f"run {run_id}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts of {inv.name}"
                     f" in {len(plan.batches)} batches")
         with stop.handling_signals():
             Runner(env, plan, output, report, policy=policy, journal=journals.Journal(store, run_id), lock=lock,
@@ -246,7 +245,7 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     current = runs[0]["sha"]
     before = next((r for r in runs if r["sha"] != current), None)
     if before is None:
-        raise UsageError(f"every successful rollout in the history deployed {current[:12]}; give --to=SHA")
+        raise UsageError(f"every successful rollout in the history deployed {short(current)}; give --to=SHA")
     return before["ref"], before["sha"]
 
 
@@ -254,5 +253,5 @@ def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, co
              files: ReportFiles = ReportFiles()) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path."""
     ref, sha = rollback_target(open_store(inv), to)
-    output.line(f"rolling back {inv.name} to {sha[:12] or ref} ({ref})")
+    output.line(f"rolling back {inv.name} to {short(sha) if sha else ref} ({ref})")
     return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Optional
 
-from rollout import autoscaling, balancers, discovery
+from rollout import apps, autoscaling, balancers, discovery
 from rollout.alarms import Alarms
 from rollout.aws import Aws
 from rollout.errors import ConfigError, PreflightError
@@ -30,6 +31,11 @@ class Environment:
         self.balancers = []
         self.group: Optional[autoscaling.Group] = None
         self.alarms: Optional[Alarms] = None
+
+    @cached_property
+    def app(self):
+        """The app strategy (git or container); reads the app's secrets from this process's environment."""
+        return apps.strategy(self.inventory)
 
     def discover(self) -> list[Host]:
         """Find the instances and the bastion; build the adapters that depend on them."""

@@ -53,5 +53,6 @@ def judge(obs: Observation, health, sha: str) -> tuple[bool, str]:
     return True, ""
 
 
-def short(sha: Optional[str]) -> str:
-    return sha[:12] if sha else "nothing"
+def short(version: Optional[str]) -> str:
+    """A version for people: 12 hex digits of a commit SHA or of an image digest."""
+    return version.removeprefix("sha256:")[:12] if version else "nothing"

@@ -101,6 +101,47 @@ class GitApp(Model):
     workers: Optional[int] = Field(None, ge=1)
 
 
+class FromEnv(Model):
+    """A value read from the controller's environment when the rollout starts (never printed)."""
+
+    from_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Registry(Model):
+    """How the controller reaches the image's registry to resolve tags (and hosts to pull, with credentials)."""
+
+    url: Optional[str] = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
+    insecure: bool = False
+    credentials_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: float = Field(10, gt=0)
+
+
+class ContainerApp(Model):
+    kind: Literal["container"]
+    image: str = Field(pattern=r"^[a-z0-9]+([._:-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+    tag: str = Field("latest", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+    cli: Literal["docker", "podman"] = "docker"
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Union[str, int, float, bool, FromEnv]] = {}
+    env_file: Optional[str] = None
+    ports: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z.:\[\]/-]+$")]] = []
+    volumes: list[str] = []
+    options: list[str] = []
+    stop_timeout: int = Field(10, ge=0, le=3600)
+    init: bool = True
+    digest_env: Optional[str] = Field("APP_VERSION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    registry: Registry = Registry()
+
+
+def _default_app_kind(value):
+    if isinstance(value, dict) and "kind" not in value:
+        return {**value, "kind": "git"}
+    return value
+
+
+App = Annotated[Union[GitApp, ContainerApp], Field(discriminator="kind"), BeforeValidator(_default_app_kind)]
+
+
 class Health(Model):
     port: int = Field(gt=0, lt=65536)
     path: str = "/health"
@@ -157,7 +198,7 @@ class Inventory(Model):
     ssh: Ssh
     load_balancers: list[LoadBalancer] = []
     autoscaling_group: Optional[str] = None
-    app: GitApp
+    app: App
     health: Health
     batch: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "1"
     max_failures: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "0"
@@ -263,15 +304,19 @@ def describe_error(err: dict) -> str:
     if err["type"] == "missing":
         return f"missing required key '{key}'"
     if err["type"] == "union_tag_invalid":
-        return f"'{key}': unknown kind {err['input'].get('kind')!r}; expected one of elb, alb, haproxy"
+        kinds = "git, container" if key == "app" else "elb, alb, haproxy"
+        return f"'{key}': unknown kind {err['input'].get('kind')!r}; expected one of {kinds}"
     if err["type"] == "union_tag_not_found":
         return f"'{key}': each load balancer needs 'kind' (elb, alb or haproxy)"
     msg = err["msg"].removeprefix("Value error, ")
     return f"'{key}': {msg} (got {err.get('input')!r})"
 
 
+_TAGGED = {"elb": Elb, "alb": Alb, "haproxy": Haproxy, "git": GitApp, "container": ContainerApp}
+
+
 def _is_union_tag(part) -> bool:
-    return part in ("elb", "alb", "haproxy")
+    return part in _TAGGED
 
 
 def _valid_keys(loc) -> list[str]:
@@ -280,7 +325,7 @@ def _valid_keys(loc) -> list[str]:
         if isinstance(part, int):
             continue
         if _is_union_tag(part):
-            model = {"elb": Elb, "alb": Alb, "haproxy": Haproxy}[part]
+            model = _TAGGED[part]
             continue
         field = model.model_fields.get(part)
         if field is None:

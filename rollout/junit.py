@@ -6,6 +6,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from rollout.report import Report
+from rollout.health import short
 
 _PASSED = {"updated"}
 _SKIPPED = {"pending", "not started"}
@@ -28,7 +29,7 @@ def render(report: Report) -> str:
         ET.SubElement(case, "system-out").text = (f"instance {h.instance_id} address {h.address} batch {h.batch}"
                                                    f" old {h.old_version or '-'} new {h.new_version or '-'}")
         cases.append(case)
-    suite = ET.Element("testsuite", name=f"rollout {report.env} {report.sha[:12]}", tests=str(len(cases)),
+    suite = ET.Element("testsuite", name=f"rollout {report.env} {short(report.sha)}", tests=str(len(cases)),
                        failures=str(failures), errors="0", skipped=str(skipped),
                        time=f"{report.duration_seconds or 0:.3f}", timestamp=report.started)
     props = ET.SubElement(suite, "properties")

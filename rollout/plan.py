@@ -27,7 +27,7 @@ ASG_PROCESSES = (
 #: The steps each batch goes through, in order.
 BATCH_STEPS = ("deregister", "drain", "checkout", "install", "reload", "health", "register", "wait_healthy")
 
-SHA = re.compile(r"^[0-9a-f]{40}$")
+VERSION = re.compile(r"^([0-9a-f]{40}|sha256:[0-9a-f]{64})$")  # a commit SHA or an image digest
 
 
 @dataclass(frozen=True)
@@ -154,8 +154,8 @@ def build(
     notes: tuple[str, ...] = (),
 ) -> Plan:
     """The plan for rolling `sha` over `hosts` (already selected and ordered)."""
-    if not SHA.match(sha):
-        raise ValueError(f"plan needs a full commit SHA, got {sha!r}")
+    if not VERSION.match(sha):
+        raise ValueError(f"plan needs a full commit SHA or image digest, got {sha!r}")
     if not hosts:
         raise UsageError(f"no hosts to deploy to in {env}")
     size = parse_batch(batch, len(hosts))

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rollout.plan import Plan
+from rollout.health import short
 
 
 def render_plan(plan: Plan, console: Console) -> None:
@@ -17,7 +18,7 @@ def render_plan(plan: Plan, console: Console) -> None:
         hosts.add_column(col)
     for b in plan.batches:
         for h in b.hosts:
-            current = (h.version or "unknown")[:12]
+            current = short(h.version) if h.version else "unknown"
             same = " (already this commit)" if h.version == plan.sha else ""
             hosts.add_row(str(b.index), h.instance_id, h.name, h.address, current + same)
     console.print(hosts)

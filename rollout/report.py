@@ -92,7 +92,7 @@ class Report:
 
 
 def _short(sha: Optional[str]) -> str:
-    return sha[:12] if sha else "-"
+    return sha.removeprefix("sha256:")[:12] if sha else "-"
 
 
 @dataclass(frozen=True)

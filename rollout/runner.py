@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import subprocess
 import time
 from collections import deque
@@ -16,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rollout import failpoints, gitapp, health
+from rollout import failpoints, health
+from rollout.health import short
 from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Paused, RolledBack, RolloutError, StepError
 from rollout.interrupts import StopRequest
 from rollout.plan import Host, Plan
@@ -86,7 +86,7 @@ class Runner:
             "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
                        "target": self.target(h)} for h in plan.hosts],
         }, begin=True)
-        self.env.slack.start(f":rocket: {self.inv.name}: deploying {plan.sha[:12]} ({plan.ref}) to {len(plan.hosts)} hosts"
+        self.env.slack.start(f":rocket: {self.inv.name}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts"
                              f" in batches of {self.size} — {report.who}")
         error: Optional[RolloutError] = None
         try:
@@ -378,49 +378,49 @@ class Runner:
 
     def _restore_host(self, host: Host, result: BatchResult) -> None:
         """Return a failed host to its previous version; it goes back in service only if healthy."""
-        self.out.line(f"{host.label}: returning to {host.version[:12]}")
+        self.out.line(f"{host.label}: returning to {short(host.version)}")
         try:
             self._update(host, host.version, record=False)
         except StepError as err:
-            log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, host.version[:12], err)
+            log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, short(host.version), err)
             result.left_out.append(host)
             return
         self._journal("restored", {"instance_id": host.instance_id, "version": host.version})
         result.restored.append(host)
 
-    def _update(self, host: Host, sha: str, record: bool = True) -> None:
-        """Checkout, install and reload in one remote script, then check health from here."""
-        app = self.inv.app
+    def _update(self, host: Host, version: str, record: bool = True) -> None:
+        """Update the app in one remote script (checkout + reload, or pull + restart), then check health from here."""
+        app, fleet = self.env.app, self.env.fleet
         rec = self.report.host(host.instance_id)
-        script = gitapp.update_script(app.path, sha, install=app.install, pid_file=app.reload.pid_file,
-                                      signal=app.reload.signal, command=app.reload.command, workers=app.workers,
-                                      wait=min(self.inv.health.timeout, 30))
+        command, stdin = app.update_command(version, wait=min(self.inv.health.timeout, 30))
         t = time.monotonic()
         try:
-            res = self.env.fleet.run(host.address, f"sh -c {shlex.quote(script)}", timeout=600)
+            res = fleet.run(host.address, command, timeout=600, stdin=stdin)
         except ConnectError as exc:
             raise StepError(host.label, "update", str(exc)) from None
-        update = gitapp.parse_update(res.stdout)
+        outcome = app.parse_update(res.stdout, version)
         prefix = "" if record else "restore "
-        for step in ("checkout", "install", "reload"):
-            if step in update.seconds:
-                rec.steps.append(StepRecord(prefix + step, update.seconds[step], True))
-                self.out.host_step(host, prefix + step, "ok", update.seconds[step])
-        if res.exited != 0 or update.head != sha:
-            failed = next((s for s in ("checkout", "install", "reload") if s not in update.seconds and
-                           (s != "install" or app.install)), "reload")
-            why = f"exited {res.exited}: {tail(res.stderr or res.stdout)}" if res.exited else f"HEAD is {update.head}, expected {sha}"
+        for step in app.steps:
+            if step in outcome.seconds:
+                rec.steps.append(StepRecord(prefix + step, outcome.seconds[step], True))
+                self.out.host_step(host, prefix + step, "ok", outcome.seconds[step])
+        if res.exited != 0 or outcome.reached != version:
+            failed = app.failed_step(outcome)
+            why = (f"exited {res.exited}: {tail(res.stderr or res.stdout)}" if res.exited
+                   else f"runs {short(outcome.reached)}, expected {short(version)}")
+            why = app.redact(why)
             rec.steps.append(StepRecord(prefix + failed, round(time.monotonic() - t, 3), False, why))
             self.out.host_step(host, prefix + failed, "failed", detail=why)
             raise StepError(host.label, failed, why)
         if record:
-            rec.new_version = sha
+            rec.new_version = version
         failpoints.reached("after-update")
         t = time.monotonic()
         # The deadline counts from the reload, part of which was already waited out on the host.
-        left = max(1.0, self.inv.health.timeout - update.seconds.get("reload", 0.0))
+        left = max(1.0, self.inv.health.timeout - outcome.seconds.get("reload", 0.0))
+        run = lambda cmd, data: fleet.run(host.address, cmd, timeout=30, stdin=data)  # noqa: E731
         try:
-            self._wait_healthy(host, sha, update.before if app.reload.pid_file else None, update.after, left)
+            self._wait_healthy(host, version, app.new_check(outcome, run), app.gone_check(outcome, run), left)
         except StepError as err:
             rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), False, err.message))
             self.out.host_step(host, prefix + "health", "failed", time.monotonic() - t, err.message)
@@ -428,26 +428,28 @@ class Runner:
         rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), True))
         self.out.host_step(host, prefix + "health", "ok", time.monotonic() - t)
 
-    def _wait_healthy(self, host: Host, sha: str, before, after, timeout: float) -> None:
+    def _wait_healthy(self, host: Host, version: str, is_new: Callable[[], tuple[bool, str]],
+                      gone: Optional[Callable[[], Optional[str]]], timeout: float) -> None:
         inv, fleet = self.inv, self.env.fleet
-        seen = {"after": after}
+        looked = [time.monotonic()]
 
         def check():
             obs = health.probe(lambda: fleet.host_channel(host.address, inv.health.port), inv.health)
-            ok, why = health.judge(obs, inv.health, sha)
-            if ok and before is not None and before.primary is not None:
-                ok, why = gitapp.workers_replaced(before, seen["after"], inv.app.workers)
-                if not ok:
-                    out = fleet.run(host.address, gitapp.processes_command(inv.app.reload.pid_file), timeout=30)
-                    seen["after"] = gitapp.parse_processes(out.stdout)
-                    ok, why = gitapp.workers_replaced(before, seen["after"], inv.app.workers)
+            ok, why = health.judge(obs, inv.health, version)
+            if ok:
+                return is_new()
+            if gone is not None and time.monotonic() - looked[0] >= 1.0:
+                # An app that has exited will not become healthy: say why now instead of at the deadline.
+                looked[0] = time.monotonic()
+                if dead := gone():
+                    raise StepError(host.label, "health", dead)
             return ok, why
 
         try:
             poll(check, lambda r: r[0], timeout=timeout, interval=inv.health.interval, max_interval=1.0,
                  what=f"{host.label}: health")
         except WaitTimeout as exc:
-            raise StepError(host.label, "health", f"not healthy {inv.health.timeout:g}s after the reload: {exc.last[1]}") from None
+            raise StepError(host.label, "health", f"not healthy {inv.health.timeout:g}s after the update: {exc.last[1]}") from None
 
     # -- after the last batch ------------------------------------------------
     def _smoke(self) -> None:

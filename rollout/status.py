@@ -10,6 +10,7 @@ from rich.table import Table
 from rollout import health
 from rollout.environment import Environment
 from rollout.errors import ConnectError
+from rollout.health import short
 
 
 def collect(env: Environment) -> dict:
@@ -64,7 +65,7 @@ def render(doc: dict, console: Console) -> None:
     for col in ["instance", "name", "address", "ssh", "version", "health", *lbs]:
         t.add_column(col)
     for h in doc["hosts"]:
-        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], (h["version"] or "-")[:12],
+        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], short(h["version"]) if h["version"] else "-",
                   str(h["health"] or "-"), *[h["balancers"][lb] for lb in lbs])
     console.print(t)
     g = doc["autoscaling_group"]

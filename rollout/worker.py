@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import Optional
 
-from rollout import deploy as deploying, journal as journals, refs, signing
+from rollout import apps, deploy as deploying, journal as journals, signing
 from rollout.errors import ConfigError, RefError, RolloutError, UsageError
 from rollout.inventory import Inventory
 from rollout.queue import DeployQueue
@@ -46,7 +46,7 @@ def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = Non
             timeout: float = 3600) -> int:
     """Put a signed request on the queue; with `wait`, return the deploy's exit code once the worker is done."""
     secret = _secret(inv)
-    refs.validate(ref)
+    apps.validate_ref(inv.app, ref)
     store, q = _parts(inv)
     request = signing.make(inv.name, ref, who(), secret, request_id)
     q.send(request)
@@ -95,7 +95,7 @@ def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
         req = signing.verify(body, secret)
         if req["env"] != inv.name:
             raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
-        refs.validate(str(req["ref"]))
+        apps.validate_ref(inv.app, str(req["ref"]))
     except (signing.BadRequest, RefError) as exc:
         output.warn(f"poisoned request sent to {inv.queue.dead_letter}: {exc}")
         q.dead_letter(body, str(exc))

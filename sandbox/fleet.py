@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rollout.waiting import WaitTimeout, poll
-from sandbox import app, aws, haproxy, netns, origin, sshd
+from sandbox import app, aws, container, haproxy, netns, origin, sshd
 from sandbox import topology as topo
 
 DEFAULT_HOSTS = 4
@@ -118,6 +118,7 @@ def _host_dirs(host: topo.Host) -> None:
         d.mkdir(parents=True, exist_ok=True)
     for d in (host.data_dir, host.data_dir / "run", host.data_dir / "log"):
         os.chown(d, pw.pw_uid, pw.pw_gid)
+    container.host_runtime_dir(host)
 
 
 def _app_running(host: topo.Host) -> bool:
@@ -172,18 +173,22 @@ def _ensure_aws(hosts: list[topo.Host], personal: dict[str, topo.Host]) -> dict:
     return resources
 
 
-def up(hosts: int = DEFAULT_HOSTS, quiet: bool = False, personal: tuple[str, ...] = ()) -> dict:
+def up(hosts: int = DEFAULT_HOSTS, quiet: bool = False, personal: tuple[str, ...] = (), app: str = "git") -> dict:
     """Bring up (or repair, or resize to) a fleet of `hosts`; print what was done and return a summary.
 
     `personal` adds one host per developer, tagged Deployment=dev-USER, outside every
-    balancer and the group (for personal branch deploys).
+    balancer and the group (for personal branch deploys). `app="container"` adds the app
+    as a podman container beside the git app on every shared host (registry, images,
+    HAProxy front end :8081); once added it stays until down().
     """
+    if app not in ("git", "container"):
+        raise ValueError(f"app must be 'git' or 'container', got {app!r}")
     _require_root()
     with _locked():
-        return _up(hosts, quiet, tuple(personal))
+        return _up(hosts, quiet, tuple(personal), app == "container")
 
 
-def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
+def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = (), with_container: bool = False) -> dict:
     t0 = time.monotonic()
     shared = topo.hosts(hosts)
     owners = topo.personal_hosts(hosts, list(personal))
@@ -192,6 +197,7 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
     say = (lambda msg: None) if quiet else (lambda msg: print(f"sandbox: {msg}", flush=True))
 
     state = _load_state()
+    with_container = with_container or bool(state.get("container"))
     _prepare_machine(state)
     refs = origin.ensure_origin(topo.ORIGIN)
 
@@ -221,19 +227,25 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
         if restarted := [h.name for h, did in zip(wanted, app_did) if "started app" in did]:
             log.append(f"started app on {len(restarted)} hosts: {_span(restarted)}")
 
+        if with_container:
+            log += _ensure_containers(shared)
+
         resources = aws_done.result()
     log += resources["changes"]
 
-    ha = haproxy.ensure(shared)
+    ha = haproxy.ensure(shared, container=with_container)
     if ha != "unchanged":
         log.append(f"{ha} HAProxy pid {haproxy.pid()}: front end {topo.BASTION_ADDR}:{topo.HAPROXY_FRONTEND_PORT}")
     wait = 30 + 0.5 * len(wanted)
     if restarted:
         _wait_app_pids([h for h in wanted if h.name in restarted], wait)
     haproxy.wait_up([h.name for h in shared], timeout=wait)
+    if with_container:
+        haproxy.wait_up([h.name for h in shared], timeout=wait, backend=haproxy.CONTAINER_BACKEND)
     _wait_serving(list(owners.values()), wait)  # personal hosts are in no balancer: ask them directly
 
     state.update(
+        container=with_container,
         hosts=len(shared),
         personal={user: h.name for user, h in owners.items()},
         names=[h.name for h in wanted],
@@ -263,6 +275,23 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = ()) -> dict:
         "changes": log,
         "seconds": seconds,
     }
+
+
+def _ensure_containers(hosts: list[topo.Host]) -> list[str]:
+    """Registry, images and a running app container (v1) on each host; what was done."""
+    did = []
+    if container.configure_podman():
+        did.append("configured rootless podman for the deploy user")
+    if p := container.ensure_registry():
+        did.append(f"started docker-registry pid {p} on {container.REGISTRY_URL}")
+    digests, built = container.ensure_images()
+    if built:
+        did.append("built and pushed " + ", ".join(f"rollout-app:{t} ({d[7:19]})" for t, d in digests.items()))
+    _pmap(container.route_to_registry, hosts)
+    started = [h.name for h, new in zip(hosts, _pmap(lambda h: container.ensure_container(h, digests["v1"]), hosts)) if new]
+    if started:
+        did.append(f"started the app container (v1) on {len(started)} hosts: {_span(started)}")
+    return did
 
 
 def _span(names: list[str]) -> str:
@@ -332,6 +361,8 @@ def _down(quiet: bool) -> dict:
         sshd.remove_deploy_user()
     elif topo.DEPLOY_KEY.exists():
         sshd.remove_deploy_key_from_user()
+        if state.get("container"):
+            container.remove_podman_config()
     shutil.rmtree(topo.STATE_DIR, ignore_errors=True)
     seconds = round(time.monotonic() - t0, 2)
     if not quiet:

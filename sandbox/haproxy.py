@@ -17,6 +17,7 @@ from sandbox import topology as topo
 CONFIG = topo.HAPROXY_DIR / "haproxy.cfg"
 PID_FILE = topo.HAPROXY_DIR / "haproxy.pid"
 BACKEND = "app"
+CONTAINER_BACKEND = "app-container"
 
 _HEAD = """\
 # Written by sandbox.haproxy. Runs in namespace {ns}.
@@ -32,8 +33,9 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-request 10s
-
-frontend web
+"""
+_PROXY = """
+frontend {frontend_name}
     bind {frontend}:{frontend_port}
     default_backend {backend}
 
@@ -46,18 +48,20 @@ backend {backend}
 _SERVER = "    server {name} {address}:{port} check inter 250ms fall 2 rise 2\n"
 
 
-def render(hosts: list[topo.Host]) -> str:
-    """haproxy.cfg for these hosts."""
+def render(hosts: list[topo.Host], container: bool = False) -> str:
+    """haproxy.cfg for these hosts (with the container app's front end and backend if `container`)."""
     text = _HEAD.format(
         ns=topo.BASTION_NS,
         api_host=topo.HAPROXY_RUNTIME_API[0],
         api_port=topo.HAPROXY_RUNTIME_API[1],
         admin_sock=topo.HAPROXY_ADMIN_SOCK,
-        frontend=topo.BASTION_ADDR,
-        frontend_port=topo.HAPROXY_FRONTEND_PORT,
-        backend=BACKEND,
-    )
-    return text + "".join(_SERVER.format(name=h.name, address=h.address, port=topo.APP_PORT) for h in hosts)
+    ) + _PROXY.format(frontend_name="web", frontend=topo.BASTION_ADDR, frontend_port=topo.HAPROXY_FRONTEND_PORT, backend=BACKEND)
+    text += "".join(_SERVER.format(name=h.name, address=h.address, port=topo.APP_PORT) for h in hosts)
+    if container:
+        text += _PROXY.format(frontend_name="web-container", frontend=topo.BASTION_ADDR,
+                              frontend_port=topo.HAPROXY_CONTAINER_PORT, backend=CONTAINER_BACKEND)
+        text += "".join(_SERVER.format(name=h.name, address=h.address, port=topo.CONTAINER_PORT) for h in hosts)
+    return text
 
 
 def pid() -> int | None:
@@ -66,10 +70,10 @@ def pid() -> int | None:
     return p if p and netns.pid_in_ns(p, topo.BASTION_NS) else None
 
 
-def ensure(hosts: list[topo.Host]) -> str:
+def ensure(hosts: list[topo.Host], container: bool = False) -> str:
     """Run HAProxy with the config for `hosts`: "unchanged", "started" or "reloaded"."""
     topo.HAPROXY_DIR.mkdir(parents=True, exist_ok=True)
-    text = render(hosts)
+    text = render(hosts, container)
     old = pid()
     if old and CONFIG.exists() and CONFIG.read_text() == text:
         return "unchanged"
@@ -100,17 +104,17 @@ def admin(command: str, timeout: float = 5.0) -> str:
     return b"".join(chunks).decode()
 
 
-def servers() -> dict[str, dict[str, str]]:
-    """`show stat` rows of the app backend's servers, by server name (status, check_status, scur...)."""
+def servers(backend: str = BACKEND) -> dict[str, dict[str, str]]:
+    """`show stat` rows of a backend's servers, by server name (status, check_status, scur...)."""
     text = admin("show stat").lstrip("# ")
     rows = csv.DictReader(io.StringIO(text))
-    return {r["svname"]: r for r in rows if r["pxname"] == BACKEND and r["svname"] not in ("FRONTEND", "BACKEND")}
+    return {r["svname"]: r for r in rows if r["pxname"] == backend and r["svname"] not in ("FRONTEND", "BACKEND")}
 
 
-def wait_up(names: list[str], timeout: float = 30.0) -> None:
+def wait_up(names: list[str], timeout: float = 30.0, backend: str = BACKEND) -> None:
     """Wait until HAProxy has seen a passing health check on each named server."""
     def pending() -> list[str]:
-        state = servers()
+        state = servers(backend)
         # A server someone put in maintenance or drain is theirs to bring back, not the sandbox's.
         return [n for n in names if not (state.get(n, {}).get("status", "").startswith(("MAINT", "DRAIN"))
                                          or state.get(n, {}).get("status") == "UP" and state[n].get("check_status") == "L7OK")]

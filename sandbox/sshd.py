@@ -24,7 +24,9 @@ SSHD = "/usr/sbin/sshd"  # absolute: sshd re-executes itself per connection
 PRIVSEP_DIR = Path("/run/sshd")
 
 # Fixed script: pairs of (source, target) to bind-mount, then `--`, then the command to exec.
-_BIND_AND_EXEC = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; exec "$@"'
+# `/` is made shared again (inside this namespace only) for rootless podman's mounts.
+_BIND_AND_EXEC = ('while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done; shift; '
+                  'mount --make-rshared / || exit 1; exec "$@"')
 
 SSHD_CONFIG = """\
 # Written by sandbox.sshd for namespace {ns}.
@@ -46,7 +48,7 @@ AllowTcpForwarding yes
 X11Forwarding no
 PrintMotd no
 Subsystem sftp internal-sftp
-"""
+{extra}"""
 
 RESOLV_CONF = "# rollout sandbox: no nameservers, so lookups fail at once instead of stalling\noptions timeout:1 attempts:1\n"
 
@@ -181,7 +183,10 @@ def _prepare(ns: str) -> Path:
     if not key.exists():
         netns.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", ns, "-f", str(key)])
     config = d / "sshd_config"
-    text = SSHD_CONFIG.format(ns=ns, dir=d, user=topo.DEPLOY_USER)
+    # Hosts get a runtime directory of their own (systemd-logind's /run/user/UID on a real host):
+    # rootless podman keeps its pause process and locks there, which must not be shared between hosts.
+    extra = "" if ns == topo.BASTION_NS else f"SetEnv XDG_RUNTIME_DIR={topo.XDG_RUNTIME_DIR}\n"
+    text = SSHD_CONFIG.format(ns=ns, dir=d, user=topo.DEPLOY_USER, extra=extra)
     if not config.exists() or config.read_text() != text:
         config.write_text(text)
     return config

@@ -7,12 +7,15 @@ import json
 from sandbox import fleet
 
 
-def up(hosts: int, personal: str = "") -> None:
-    """Bring up or repair the sandbox with `hosts` application hosts (and personal ones); prints what it did."""
+def up(hosts: int, personal: str = "", app: str = "git") -> None:
+    """Bring up or repair the sandbox with `hosts` application hosts (and personal ones); prints what it did.
+
+    app="container" also runs the app as a podman container on every host (inventories/sandbox-container.yml).
+    """
     from rollout.personal import check_user
 
     users = tuple(check_user(u.strip()) for u in personal.split(",") if u.strip())
-    fleet.up(hosts=hosts, personal=users)
+    fleet.up(hosts=hosts, personal=users, app=app)
 
 
 def down() -> None:

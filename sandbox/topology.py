@@ -31,6 +31,15 @@ SRV_MOUNTPOINT = Path("/srv/rollout-sandbox")
 APP_DIR = SRV_MOUNTPOINT / "app"
 APP_PID_FILE = SRV_MOUNTPOINT / "run" / "app.pid"
 APP_LOG_FILE = SRV_MOUNTPOINT / "log" / "app.log"
+XDG_RUNTIME_DIR = SRV_MOUNTPOINT / "run" / "user"
+
+# The app as a container (fab sandbox.up --app=container), beside the git app on every host.
+REGISTRY_DIR = STATE_DIR / "registry"
+REGISTRY_PORT = 5000
+IMAGE = f"198.18.0.10:{REGISTRY_PORT}/rollout-app"
+CONTAINER_NAME = "app"
+CONTAINER_PORT = 14100
+HAPROXY_CONTAINER_PORT = 8081
 
 DEPLOY_USER = "deploy"
 APP_PORT = 14000
@@ -85,6 +94,11 @@ class Host:
     @property
     def app_dir(self) -> Path:
         return self.data_dir / "app"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Host-side path of the host's XDG_RUNTIME_DIR."""
+        return self.data_dir / "run" / "user"
 
     @property
     def app_pid_file(self) -> Path:
