@@ -134,8 +134,8 @@ class ContainerStrategy:
 
     def parse_version(self, label: str, result) -> Optional[str]:
         if result.exited != 0:
-            raise PreflightError(f"{label}: cannot inspect container {self.app.name!r} with {self.app.cli}"
-                                 f" ({_tail(self.redact(result.stderr))})")
+            raise PreflightError(f"{label}: cannot run the app's container there: {_tail(self.redact(result.stderr))};"
+                                 f" install {self.app.cli} (or set app.cli) and check the deploy user may use it")
         return containerapp.current_digest(containerapp.parse_running(result.stdout), self.app.image)
 
     def prefetch_command(self, versions: set[str]) -> tuple[str, Optional[str]]:

@@ -99,6 +99,7 @@ def version_script(spec: Spec) -> str:
     c, n = quote(spec.cli), quote(spec.name)
     fmt = quote('{{.Image}} {{.State.Status}} {{index .Config.Labels "' + LABEL + '"}}')
     return "\n".join(_prelude(Spec(spec.cli, spec.image, spec.registry, spec.name)) + [
+        f'{c} version >/dev/null 2>"$tmp/err" || {{ echo "{spec.cli} does not work on this host: $(tail -n 1 "$tmp/err")" >&2; exit 1; }}',
         f"line=$({c} container inspect -f {fmt} {n} 2>/dev/null) || {{ echo absent; exit 0; }}",
         'echo "container $line"',
         'set -- $line',

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import autoscaling, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
+from rollout import autoscaling, registry, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
@@ -239,7 +239,8 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     runs = [r for r in journals.history(store, limit=200)
             if r.get("result") == "succeeded" and not str(r.get("ref", "")).startswith("recover ")]
     if to:
-        return to, ""
+        # An image digest names itself: the hosts that ran it still have it, no registry needed.
+        return to, to if registry.DIGEST.match(to) else ""
     if not runs:
         raise UsageError("no successful rollout in the history; give --to=SHA")
     current = runs[0]["sha"]

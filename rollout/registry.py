@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import os
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 import urllib3
+from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_attempt, wait_random_exponential
 
 from rollout.errors import PreflightError, RefError
+
+log = logging.getLogger("rollout.registry")
 
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -73,18 +78,19 @@ def resolve(image: str, ref: str, *, url: Optional[str] = None, insecure: bool =
     name = ImageName.parse(image)
     base = name.api_base(url, insecure)
     where = f"{base}/v2/{name.repository}/manifests/{ref}"
-    http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout), retries=urllib3.Retry(total=2, backoff_factor=0.2,
-                                                                                               status_forcelist=(502, 503, 504)))
+    # urllib3 only follows redirects; retries go through tenacity (_request).
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(total=timeout),
+                               retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5))
     headers = {"Accept": _ACCEPT, "User-Agent": "rollout"}
     try:
-        resp = http.request("HEAD", where, headers=headers, redirect=True)
+        resp = _request(http, "HEAD", where, headers)
         if resp.status == 401:
             headers["Authorization"] = _authorization(http, resp.headers.get("WWW-Authenticate", ""), creds, image)
-            resp = http.request("HEAD", where, headers=headers, redirect=True)
+            resp = _request(http, "HEAD", where, headers)
         digest = resp.headers.get("Docker-Content-Digest", "")
         if resp.status == 200 and not DIGEST.match(digest):
             # Some registries omit the header on HEAD: the digest is the manifest's own sha256.
-            got = http.request("GET", where, headers=headers, redirect=True)
+            got = _request(http, "GET", where, headers)
             digest = "sha256:" + hashlib.sha256(got.data).hexdigest() if got.status == 200 else ""
     except urllib3.exceptions.HTTPError as exc:
         raise PreflightError(f"registry {base} does not answer ({type(exc).__name__}: {_reason(exc)}); check the network,"
@@ -102,6 +108,24 @@ def resolve(image: str, ref: str, *, url: Optional[str] = None, insecure: bool =
     return digest
 
 
+def _transient(exc: BaseException) -> bool:
+    # A refused connection is an answer (nothing listens); timeouts and cut connections may pass.
+    return isinstance(exc, (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError)) or (
+        isinstance(exc, urllib3.exceptions.MaxRetryError) and not isinstance(exc.reason, urllib3.exceptions.NewConnectionError))
+
+
+def _request(http, method: str, url: str, headers: dict, fields: Optional[dict] = None):
+    """One registry request; timeouts, cut connections and 502/503/504 are retried (3 attempts, jittered backoff)."""
+    def before_sleep(state) -> None:
+        why = state.outcome.exception() or f"HTTP {state.outcome.result().status}"
+        log.warning("registry %s %s: %s; retrying (attempt %d of 3)", method, url.split("/v2/")[0], why, state.attempt_number + 1)
+
+    retrying = Retrying(retry=retry_if_exception(_transient) | retry_if_result(lambda r: r.status in (502, 503, 504)),
+                        stop=stop_after_attempt(3), wait=wait_random_exponential(multiplier=0.2, max=2),
+                        before_sleep=before_sleep, retry_error_callback=lambda state: state.outcome.result(), reraise=True)
+    return retrying(http.request, method, url, headers=headers, fields=fields, redirect=True)
+
+
 def _authorization(http, challenge: str, creds: Optional[tuple[str, str]], image: str) -> str:
     """The Authorization header answering a 401 challenge (Basic, or a Bearer token from the realm)."""
     scheme, _, params = challenge.partition(" ")
@@ -116,11 +140,9 @@ def _authorization(http, challenge: str, creds: Optional[tuple[str, str]], image
     if "realm" not in fields:
         raise PreflightError(f"the registry of {image} sent a Bearer challenge without a realm")
     query = {k: v for k, v in fields.items() if k in ("service", "scope")}
-    resp = http.request("GET", fields["realm"], fields=query, headers={"Authorization": basic} if basic else {})
+    resp = _request(http, "GET", fields["realm"], {"Authorization": basic} if basic else {}, fields=query)
     if resp.status != 200:
         raise PreflightError(f"token service {fields['realm']} refused a token (HTTP {resp.status}); check the registry credentials")
-    import json
-
     body = json.loads(resp.data or b"{}")
     token = body.get("token") or body.get("access_token")
     if not token:

@@ -254,7 +254,8 @@ def route_to_registry(host: topo.Host) -> None:
     netns.run(netns.nsenter_net(host.ns) + ["ip", "route", "replace", f"{topo.BASTION_ADDR}/32", "via", topo.BRIDGE_ADDR])
 
 
-def _as_deploy(host: topo.Host, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def as_deploy(host: topo.Host, script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run a shell script (on stdin) on `host` as the deploy user, as its SSH sessions would."""
     argv = netns.in_host_argv(host.name, ["env", f"XDG_RUNTIME_DIR={topo.XDG_RUNTIME_DIR}", "sh", "-s"], user=topo.DEPLOY_USER)
     home = pwd.getpwnam(topo.DEPLOY_USER).pw_dir
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home,
@@ -264,12 +265,12 @@ def _as_deploy(host: topo.Host, script: str, timeout: float = 120) -> subprocess
 
 def running_digest(host: topo.Host) -> str | None:
     s = spec()
-    out = _as_deploy(host, containerapp.version_script(s), timeout=60)
+    out = as_deploy(host, containerapp.version_script(s), timeout=60)
     return containerapp.current_digest(containerapp.parse_running(out.stdout), s.image) if out.returncode == 0 else None
 
 
 def container_running(host: topo.Host) -> bool:
-    out = _as_deploy(host, containerapp.version_script(spec()), timeout=60)
+    out = as_deploy(host, containerapp.version_script(spec()), timeout=60)
     return out.returncode == 0 and containerapp.parse_running(out.stdout).status == "running"
 
 
@@ -277,7 +278,7 @@ def ensure_container(host: topo.Host, digest_v1: str) -> bool:
     """Start the app container at v1 unless one runs; True if it started one."""
     if container_running(host):
         return False
-    out = _as_deploy(host, containerapp.update_script(spec(), digest_v1), timeout=300)
+    out = as_deploy(host, containerapp.update_script(spec(), digest_v1), timeout=300)
     if out.returncode != 0:
         raise RuntimeError(f"could not start the app container on {host.name}: {out.stderr.strip()[-1500:]}")
     return True

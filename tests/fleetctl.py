@@ -56,9 +56,9 @@ def haproxy(command: str) -> str:
     return sandbox_haproxy.admin(command)
 
 
-def haproxy_states() -> dict[str, str]:
+def haproxy_states(backend: str = "app") -> dict[str, str]:
     """Server address -> UP / DOWN / MAINT / DRAIN as HAProxy's runtime API reports it."""
-    lines = haproxy("show servers state app").splitlines()
+    lines = haproxy(f"show servers state {backend}").splitlines()
     header = next(ln for ln in lines if ln.startswith("#")).lstrip("# ").split()
     out = {}
     for ln in lines:
@@ -81,12 +81,12 @@ def state(sk: str, env: str = "sandbox") -> dict | None:
     return item
 
 
-def served_version(address: str) -> str | None:
+def served_version(address: str, port: int = topo.APP_PORT) -> str | None:
     """What the app on `address` answers on /version, asked from inside the bastion namespace."""
     assert Path(f"/run/netns/{topo.BASTION_NS}").exists(), "bastion namespace is gone"
     assert address.startswith("198.18.1."), address
     out = subprocess.run(["nsenter", f"--net=/run/netns/{topo.BASTION_NS}", "curl", "-s", "--max-time", "3",
-                          f"http://{address}:{topo.APP_PORT}/version"], capture_output=True, text=True, timeout=10)
+                          f"http://{address}:{int(port)}/version"], capture_output=True, text=True, timeout=10)
     return out.stdout.strip() or None
 
 
