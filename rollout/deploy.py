@@ -86,23 +86,29 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     all_hosts = env.discover()
     if inv.user:
         personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
-    if store is not None:
-        store.check()
-        refuse_if_busy(store, inv.name)
     selected = planning.select_hosts(all_hosts, wanted)
-    if ssh:
-        env.fleet.connect([h.address for h in selected])
-    sha = sha or app.resolve(ref)
-    if inv.require_success_in:
-        require_success(inv.require_success_in, sha, ref)
-    if ssh:
-        selected = current_versions(env, selected)
     balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
-    facts = tuple(lb.facts() for lb in balancers)
+    # Everything below only reads. The independent parts (the state table, SSH, the ref, the
+    # balancers) run side by side; their errors are raised in this fixed order, so which
+    # problem is reported does not depend on timing.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        busy = pool.submit(_refuse_if_busy, store, inv.name)
+        connected = pool.submit(env.fleet.connect, [h.address for h in selected]) if ssh else None
+        resolved = None if sha else pool.submit(app.resolve, ref)
+        versions = pool.submit(lambda: connected.result() or current_versions(env, selected)) if ssh else None
+        read = pool.submit(_read_balancers, env, balancers)
+        busy.result()
+        if connected is not None:
+            connected.result()
+        if resolved is not None:
+            sha = resolved.result()
+        if inv.require_success_in:
+            require_success(inv.require_success_in, sha, ref)
+        if versions is not None:
+            selected = versions.result()
+        facts, members, suspended = read.result()
     ids = {h.instance_id for h in all_hosts}
-    members = {f"{lb.kind} {lb.name}": set(lb.members()) for lb in balancers}
     notes = tuple(planning.membership_differences(ids, members))
-    suspended = env.group.suspended() if env.group else frozenset()
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
     if fetch:
         prefetch(env, selected, {sha}, ref)
@@ -111,6 +117,19 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
         total_in_service=serving, notes=notes,
     )
+
+
+def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
+    if store is not None:
+        store.check()
+        refuse_if_busy(store, env_name)
+
+
+def _read_balancers(env: Environment, balancers: list) -> tuple:
+    """(facts, members by balancer, processes suspended before): one read of each balancer and the group."""
+    facts = tuple(lb.facts() for lb in balancers)
+    members = {f"{lb.kind} {lb.name}": set(lb.members()) for lb in balancers}
+    return facts, members, env.group.suspended() if env.group else frozenset()
 
 
 def _run(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *, targets=None, take_over=None) -> Report:

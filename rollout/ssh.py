@@ -87,6 +87,7 @@ class Fleet:
         self.bastion_opens = 0
         self._hosts: dict[str, Connection] = {}
         self._lock = threading.Lock()
+        self._bastion_lock = threading.Lock()
 
     def _new(self, cls, host, port, user, gateway=None):
         conn = cls(
@@ -105,9 +106,14 @@ class Fleet:
         return conn
 
     def open_bastion(self) -> None:
-        """Open the one transport to the bastion (idempotent)."""
+        """Open the one transport to the bastion (idempotent, and safe from several threads)."""
         if self.bastion.is_connected:
             return
+        with self._bastion_lock:
+            if not self.bastion.is_connected:
+                self._open_bastion()
+
+    def _open_bastion(self) -> None:
         if self.bastion_opens:
             log.warning("bastion %s: connection lost; reconnecting", self.bastion.host)
         _open(self.bastion, "bastion", self.known_hosts)
