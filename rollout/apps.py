@@ -26,6 +26,32 @@ class Outcome:
     state: Any
 
 
+FETCH_MARK = "--- rollout: fetch ---"
+
+
+def read_and_fetch(strategy, versions: set[str]) -> tuple[str, Optional[str]]:
+    """One remote command: print the current version, then fetch `versions` (one SSH round trip, not two)."""
+    read, read_in = strategy.version_command()
+    fetch, fetch_in = strategy.prefetch_command(versions)
+    if read_in is None and fetch_in is None:
+        return f"{read} && echo {shlex.quote(FETCH_MARK)} && {{ {fetch}; }}", None
+    return containerapp.COMMAND, f"{read_in}echo {shlex.quote(FETCH_MARK)}\n{fetch_in}"
+
+
+def split_read_and_fetch(result):
+    """(the version part as its own result, whether the fetch part ran, the fetch part's result)."""
+    before, mark, after = result.stdout.partition(FETCH_MARK + "\n")
+    if not mark:
+        return result, False, None
+    return replace_result(result, stdout=before, exited=0), True, replace_result(result, stdout=after)
+
+
+def replace_result(result, **changes):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{"stdout": result.stdout, "stderr": result.stderr, "exited": result.exited, **changes})
+
+
 class GitStrategy:
     """Check out an exact commit and reload the app in place (SIGHUP to a Node cluster primary, or a command)."""
 

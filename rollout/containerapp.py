@@ -67,7 +67,7 @@ def _prelude(spec: Spec) -> list[str]:
         "set -e",
         "umask 077",
         f"command -v {c} >/dev/null 2>&1 || {{ echo {quote(spec.cli + ': command not found on this host; install it or set app.cli')} >&2; exit 127; }}",
-        'tmp=$(mktemp -d); trap \'rm -rf "$tmp"\' EXIT',
+        'tmp=${tmp:-$(mktemp -d)}; trap \'rm -rf "$tmp"\' EXIT',  # scripts may be joined: one temp dir
         'mark() { echo "mark $1 $(date +%s.%N)"; }',
     ]
     if spec.creds:
@@ -100,10 +100,10 @@ def version_script(spec: Spec) -> str:
     fmt = quote('{{.Image}} {{.State.Status}} {{index .Config.Labels "' + LABEL + '"}}')
     return "\n".join(_prelude(Spec(spec.cli, spec.image, spec.registry, spec.name)) + [
         f'{c} version >/dev/null 2>"$tmp/err" || {{ echo "{spec.cli} does not work on this host: $(tail -n 1 "$tmp/err")" >&2; exit 1; }}',
-        f"line=$({c} container inspect -f {fmt} {n} 2>/dev/null) || {{ echo absent; exit 0; }}",
-        'echo "container $line"',
-        'set -- $line',
-        f"{c} image inspect -f {quote('{{range .RepoDigests}}{{println .}}{{end}}')} \"$1\" | sed 's/^/repodigest /'",
+        f"if line=$({c} container inspect -f {fmt} {n} 2>/dev/null); then",
+        '  echo "container $line"; set -- $line',
+        f"  {c} image inspect -f {quote('{{range .RepoDigests}}{{println .}}{{end}}')} \"$1\" | sed 's/^/repodigest /'",
+        "else echo absent; fi",
     ]) + "\n"
 
 

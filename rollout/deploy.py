@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import autoscaling, registry, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
+from rollout import apps, autoscaling, registry, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
 from rollout.interrupts import StopRequest
@@ -54,10 +54,25 @@ def require_success(upstream: str, sha: str, ref: str) -> None:
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
 
 
-def current_versions(env: Environment, hosts: list) -> list:
-    """The hosts with the version each runs now (None where it cannot tell)."""
-    versions = on_hosts(env, hosts, *env.app.version_command())
-    return [replace(h, version=env.app.parse_version(h.label, versions[h.instance_id])) for h in hosts]
+def current_versions(env: Environment, hosts: list, fetch: frozenset = frozenset(), ref: str = "") -> list:
+    """The hosts with the version each runs now (None where it cannot tell).
+
+    With `fetch`, each host also fetches those versions in the same command, while it still
+    serves: out of service then holds only the switch.
+    """
+    if not fetch:
+        results = on_hosts(env, hosts, *env.app.version_command())
+        return [replace(h, version=env.app.parse_version(h.label, results[h.instance_id])) for h in hosts]
+    results = on_hosts(env, hosts, *apps.read_and_fetch(env.app, set(fetch)))
+    out, failed = [], None
+    for h in hosts:
+        read, fetched, got = apps.split_read_and_fetch(results[h.instance_id])
+        out.append(replace(h, version=env.app.parse_version(h.label, read)))
+        if fetched and got.exited != 0 and failed is None:
+            failed = (h, got)
+    if failed:
+        _fetch_failed(env, failed[0], failed[1], fetch, ref)
+    return out
 
 
 def prefetch(env: Environment, hosts: list, versions: set[str], ref: str) -> None:
@@ -65,10 +80,13 @@ def prefetch(env: Environment, hosts: list, versions: set[str], ref: str) -> Non
     fetched = on_hosts(env, hosts, *env.app.prefetch_command(versions))
     bad = [h for h in hosts if fetched[h.instance_id].exited != 0]
     if bad:
-        h = bad[0]
-        what = "fetch" if env.app.kind == "git" else "pull"
-        raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(versions))} for {ref!r}:"
-                       f" {env.app.redact(tail(fetched[h.instance_id].stderr))}")
+        _fetch_failed(env, bad[0], fetched[bad[0].instance_id], versions, ref)
+
+
+def _fetch_failed(env: Environment, host, result, versions, ref: str) -> None:
+    what = "fetch" if env.app.kind == "git" else "pull"
+    raise RefError(f"{host.label} cannot {what} {', '.join(short(v) for v in sorted(versions))} for {ref!r}:"
+                   f" {env.app.redact(tail(result.stderr))}")
 
 
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
@@ -95,7 +113,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
         busy = pool.submit(_refuse_if_busy, store, inv.name)
         connected = pool.submit(env.fleet.connect, [h.address for h in selected]) if ssh else None
         resolved = None if sha else pool.submit(app.resolve, ref)
-        versions = pool.submit(lambda: connected.result() or current_versions(env, selected)) if ssh else None
+        versions = pool.submit(_read_hosts, env, selected, connected, resolved, sha, busy, ref, fetch) if ssh else None
         read = pool.submit(_read_balancers, env, balancers)
         busy.result()
         if connected is not None:
@@ -110,13 +128,21 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     ids = {h.instance_id for h in all_hosts}
     notes = tuple(planning.membership_differences(ids, members))
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
-    if fetch:
-        prefetch(env, selected, {sha}, ref)
     return planning.build(
         env=inv.name, ref=ref, sha=sha, hosts=selected, batch=batch or inv.batch,
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
         total_in_service=serving, notes=notes,
     )
+
+
+def _read_hosts(env: Environment, hosts: list, connected, resolved, sha: Optional[str], busy, ref: str, fetch: bool) -> list:
+    """Once connected: the current versions, and (once the ref is resolved and nothing else runs) the fetch."""
+    connected.result()
+    if not fetch:
+        return current_versions(env, hosts)
+    sha = resolved.result() if resolved is not None else sha
+    busy.result()  # never pull or fetch for an environment another rollout holds
+    return current_versions(env, hosts, frozenset({sha}), ref)
 
 
 def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
