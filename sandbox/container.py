@@ -239,7 +239,8 @@ def spec(digest_env: str = "APP_VERSION") -> containerapp.Spec:
     return containerapp.Spec(
         cli="podman", image=topo.IMAGE, registry=f"{topo.BASTION_ADDR}:{topo.REGISTRY_PORT}", name=topo.CONTAINER_NAME,
         env={"PORT": str(topo.CONTAINER_PORT), "WORKERS": str(topo.APP_WORKERS)},
-        options=("--network=host",), stop_timeout=10, digest_env=digest_env,
+        volumes=(f"{topo.SRV_MOUNTPOINT}/log:/var/log/app",), options=("--network=host",), stop_timeout=10,
+        digest_env=digest_env,
     )
 
 

@@ -102,6 +102,8 @@ def test_new_digest_under_load_zero_failures_and_fab_rollback_restarts_the_kept_
     after = container_ids()
     assert all(after[n] != before[n] for n in HOSTS), "every host runs a new container"
     assert all(has_image(n, on_v1["v1"]) for n in HOSTS), "the previous image is kept for rollback"
+    mounts = {n: podman(n, "podman container inspect -f '{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}' app") for n in HOSTS}
+    assert mounts == {n: f"{topo.SRV_MOUNTPOINT}/log:/var/log/app" for n in HOSTS}
     doc = json.loads(report.read_text())
     assert doc["sha"] == on_v1["v2"] and doc["result"] == "succeeded"
     assert {h["result"] for h in doc["hosts"]} == {"updated"}
