@@ -75,14 +75,6 @@ def current_versions(env: Environment, hosts: list, fetch: frozenset = frozenset
     return out
 
 
-def prefetch(env: Environment, hosts: list, versions: set[str], ref: str) -> None:
-    """Every host fetches the commits (or pulls the images) while it still serves: out of service holds only the switch."""
-    fetched = on_hosts(env, hosts, *env.app.prefetch_command(versions))
-    bad = [h for h in hosts if fetched[h.instance_id].exited != 0]
-    if bad:
-        _fetch_failed(env, bad[0], fetched[bad[0].instance_id], versions, ref)
-
-
 def _fetch_failed(env: Environment, host, result, versions, ref: str) -> None:
     what = "fetch" if env.app.kind == "git" else "pull"
     raise RefError(f"{host.label} cannot {what} {', '.join(short(v) for v in sorted(versions))} for {ref!r}:"
@@ -131,7 +123,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     return planning.build(
         env=inv.name, ref=ref, sha=sha, hosts=selected, batch=batch or inv.batch,
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
-        total_in_service=serving, notes=notes,
+        total_in_service=serving, notes=notes, app_steps=app.steps,
     )
 
 
@@ -217,6 +209,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
     """Restore the fleet after a run that did not finish: resume, re-enable, roll touched hosts back, unlock."""
     env = Environment(inv)
     try:
+        env.app  # the app's secrets: without them no host could be restored, so fail before changing anything
         store = Store(env.aws, inv.state.table, inv.name)
         env.aws.check_access()
         store.check()
@@ -230,6 +223,13 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         output.line(f"recovering run {dead} ({a.direction}, last step: {a.last_step}): "
                     f"{len(a.targets)} host(s) to restore, processes to resume: {', '.join(a.resume) or 'none'}")
         all_hosts = env.discover()
+        hosts = [h for h in all_hosts if h.instance_id in a.targets]
+        facts = tuple(lb.facts() for lb in env.balancers)
+        if hosts:
+            # Everything that can fail without changing anything comes first: until the dead
+            # run's journal is closed below, running recover again starts over from it.
+            env.fleet.connect([h.address for h in hosts])
+            hosts = current_versions(env, hosts, frozenset(a.targets.values()), "recover")
         if a.resume and a.group:
             group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)
             group.resume(a.resume)
@@ -244,14 +244,10 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
             _release_dead_lock(store, dead)
             output.line("no host was taken out of service; the fleet is as it was")
             return None
-        hosts = [h for h in all_hosts if h.instance_id in a.targets]
-        env.fleet.connect([h.address for h in hosts])
-        hosts = current_versions(env, hosts)
-        prefetch(env, hosts, set(a.targets.values()), "recover")
         plan = planning.build(
             env=inv.name, ref=f"recover {dead}", sha=a.version, hosts=hosts, batch=str(a.batch_size),
-            balancers=tuple(lb.facts() for lb in env.balancers), group=env.group.name if env.group else None,
-            suspended_before=env.group.suspended() if env.group else frozenset(),
+            balancers=facts, group=env.group.name if env.group else None,
+            suspended_before=env.group.suspended() if env.group else frozenset(), app_steps=env.app.steps,
         )
         return _run(env, store, plan, output, files, targets=a.targets, take_over=dead)
     finally:

@@ -24,8 +24,12 @@ ASG_PROCESSES = (
     "AddToLoadBalancer",
 )
 
-#: The steps each batch goes through, in order.
-BATCH_STEPS = ("deregister", "drain", "checkout", "install", "reload", "health", "register", "wait_healthy")
+def batch_steps(app_steps: tuple[str, ...]) -> tuple[str, ...]:
+    """The steps each batch goes through, in order, around the app's own (git: checkout, install, reload)."""
+    return ("deregister", "drain", *app_steps, "health", "register", "wait_healthy")
+
+
+BATCH_STEPS = batch_steps(("checkout", "install", "reload"))
 
 VERSION = re.compile(r"^([0-9a-f]{40}|sha256:[0-9a-f]{64})$")  # a commit SHA or an image digest
 
@@ -152,6 +156,7 @@ def build(
     suspended_before: frozenset[str],
     total_in_service: Optional[int] = None,
     notes: tuple[str, ...] = (),
+    app_steps: tuple[str, ...] = ("checkout", "install", "reload"),
 ) -> Plan:
     """The plan for rolling `sha` over `hosts` (already selected and ordered)."""
     if not VERSION.match(sha):
@@ -174,6 +179,7 @@ def build(
         to_suspend=to_suspend,
         estimate_seconds=estimate(batches, balancers),
         notes=notes,
+        steps=batch_steps(app_steps),
     )
 
 

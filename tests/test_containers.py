@@ -188,3 +188,18 @@ def _inventory(tmp_path, change):
     directory.mkdir(exist_ok=True)
     (directory / f"{ENV}.yml").write_text(yaml.safe_dump(data, sort_keys=False))
     return directory
+
+
+def test_crash_mid_batch_then_recover_restarts_the_previous_digest_and_never_strands_without_the_secret(on_v1):
+    crashed = deploy("--ref=v2", env={"ROLLOUT_CRASH_AT": "after-update"})
+    assert crashed.returncode not in (0, 1, 9), crashed.stdout + crashed.stderr  # killed mid-batch
+    assert running()["h001"] == on_v1["v2"] and f.suspended() == f.ALL
+    # Without the app's secret no host could be restored: recover refuses before changing
+    # anything, and the dead run stays recoverable.
+    refused = f.fab("recover", f"--env={ENV}", "--force", env={"SANDBOX_APP_SECRET": None})
+    assert refused.returncode == 8 and "SANDBOX_APP_SECRET" in refused.stderr, refused.stdout + refused.stderr
+    assert f.suspended() == f.ALL
+    done = f.fab("recover", f"--env={ENV}", "--force", env={"SANDBOX_APP_SECRET": SECRET})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_serves(on_v1["v1"])
+    assert f.suspended() == set()
