@@ -82,7 +82,9 @@ def test_commit_whose_app_does_not_start_stops_at_the_first_batch_and_restores_t
     before = f.snapshot()
     good = before["checkouts"]["h001"]
     report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
-    done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}", f"--junit={junit}")
+    # A short health timeout: the broken commit's workers never listen, so the rollout waits all of it.
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d["health"].update(timeout=5))
+    done = f.fab("deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={report}", f"--junit={junit}", inventories=inv)
     assert done.returncode == 9, done.stdout + done.stderr
     cases = {c.get("name"): c for c in ElementTree.fromstring(junit.read_text()).iter("testcase")}
     assert cases["h001"].find("failure") is not None and cases["h002"].find("skipped") is not None
