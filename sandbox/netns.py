@@ -194,6 +194,9 @@ def ensure_host(host: topo.Host, ports: set[str]) -> bool:
     _ip(host.ns, "link", "set", "lo", "up")
     _ip(host.ns, "addr", "add", f"{host.address}/{topo.BRIDGE_NET.prefixlen}", "dev", "eth0")
     _ip(host.ns, "link", "set", "eth0", "up")
+    # A host removed and made again keeps its address but gets a new MAC: the bastion's cached
+    # neighbour entry would send its packets nowhere until it expires (seen: 3 s of no answer).
+    _ip(b, "neigh", "flush", "to", host.address, check=False)
     return True
 
 
