@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rollout.errors import ConfigError
 
@@ -116,9 +116,12 @@ class Registry(Model):
     timeout: float = Field(10, gt=0)
 
 
+_IMAGE = re.compile(r"^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+
+
 class ContainerApp(Model):
     kind: Literal["container"]
-    image: str = Field(pattern=r"^[a-z0-9]+([._:-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+    image: str
     tag: str = Field("latest", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
     name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     cli: Literal["docker", "podman"] = "docker"
@@ -131,6 +134,17 @@ class ContainerApp(Model):
     init: bool = True
     digest_env: Optional[str] = Field("APP_VERSION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     registry: Registry = Registry()
+
+    @field_validator("image")
+    @classmethod
+    def _no_tag_in_image(cls, image: str) -> str:
+        last = image.rsplit("/", 1)[-1]
+        if ":" in last or "@" in last:
+            raise ValueError("give the repository without a tag or digest (put the tag in app.tag, or pass --ref)")
+        if not _IMAGE.match(image):
+            raise ValueError("not an image repository: lower-case letters, digits and . _ - in each /-separated part,"
+                             " optionally after a registry host[:port]/")
+        return image
 
 
 def _default_app_kind(value):

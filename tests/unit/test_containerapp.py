@@ -201,6 +201,8 @@ def test_container_inventory_and_default_git_kind(tmp_path):
     (lambda a: a.update(kind="lambda"), "unknown kind 'lambda'; expected one of git, container"),
     (lambda a: a.update(name="app; rm -rf /"), "app.name"),
     (lambda a: a.update(image="Reg/App"), "app.image"),
+    (lambda a: a.update(image="nginx:1.25"), "without a tag"),
+    (lambda a: a.update(image="reg.example:5000/app:v2"), "without a tag"),
     (lambda a: a.update(cli="nerdctl"), "app.cli"),
     (lambda a: a.update(extra=1), "unknown key 'app.extra'"),
 ])
