@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Callable, Optional
 
 from rollout import containerapp, gitapp, refs, registry
 from rollout.errors import PreflightError
-from rollout.health import short  # noqa: F401 - re-exported for the runner
+
+
+def tail(text: str, lines: int = 3) -> str:
+    """The last lines of a command's output, on one line."""
+    return " | ".join((text or "").strip().splitlines()[-lines:]) or "no output"
 
 
 @dataclass(frozen=True)
@@ -39,16 +44,14 @@ def read_and_fetch(strategy, versions: set[str]) -> tuple[str, Optional[str]]:
 
 
 def split_read_and_fetch(result):
-    """(the version part as its own result, whether the fetch part ran, the fetch part's result)."""
+    """(the version part as its own result, the fetch part's result or None if the fetch never ran)."""
     before, mark, after = result.stdout.partition(FETCH_MARK + "\n")
     if not mark:
-        return result, False, None
-    return replace_result(result, stdout=before, exited=0), True, replace_result(result, stdout=after)
+        return result, None
+    return _result(result, stdout=before, exited=0), _result(result, stdout=after)
 
 
-def replace_result(result, **changes):
-    from types import SimpleNamespace
-
+def _result(result, **changes):
     return SimpleNamespace(**{"stdout": result.stdout, "stderr": result.stderr, "exited": result.exited, **changes})
 
 
@@ -62,9 +65,6 @@ class GitStrategy:
         self.app = app
         self.default_ref = app.branch
 
-    def validate_ref(self, ref: str) -> str:
-        return refs.validate(ref)
-
     def resolve(self, ref: str) -> str:
         return refs.resolve(self.app.repository, ref)
 
@@ -73,7 +73,7 @@ class GitStrategy:
 
     def parse_version(self, label: str, result) -> Optional[str]:
         if result.exited != 0:
-            raise PreflightError(f"{label}: {self.app.path} is not a git checkout ({_tail(result.stderr)}); set up the app there first")
+            raise PreflightError(f"{label}: {self.app.path} is not a git checkout ({tail(result.stderr)}); set up the app there first")
         return gitapp.parse_version(result.stdout)
 
     def prefetch_command(self, versions: set[str]) -> tuple[str, Optional[str]]:
@@ -148,9 +148,6 @@ class ContainerStrategy:
         if self.creds:
             self._secrets.append(self.creds[1])
 
-    def validate_ref(self, ref: str) -> str:
-        return registry.validate_ref(ref)
-
     def resolve(self, ref: str) -> str:
         r = self.app.registry
         return registry.resolve(self.app.image, ref, url=r.url, insecure=r.insecure, creds=self.creds, timeout=r.timeout)
@@ -160,7 +157,7 @@ class ContainerStrategy:
 
     def parse_version(self, label: str, result) -> Optional[str]:
         if result.exited != 0:
-            raise PreflightError(f"{label}: cannot run the app's container there: {_tail(self.redact(result.stderr))};"
+            raise PreflightError(f"{label}: cannot run the app's container there: {tail(self.redact(result.stderr))};"
                                  f" install {self.app.cli} (or set app.cli) and check the deploy user may use it")
         return containerapp.current_digest(containerapp.parse_running(result.stdout), self.app.image)
 
@@ -214,10 +211,6 @@ class ContainerStrategy:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def _tail(text: str) -> str:
-    return " | ".join((text or "").strip().splitlines()[-3:]) or "no output"
 
 
 def validate_ref(app, ref: str) -> str:

@@ -22,14 +22,19 @@ from rollout.store import open_store
 from rollout.health import short
 
 
+def _refused_channels(record: logging.LogRecord) -> bool:
+    """Drop paramiko's error for a refused channel: the app not listening yet is an observation the runner judges."""
+    message = record.getMessage()
+    return not ("channel" in message and "open FAILED" in message)
+
+
 def exits(fn):
     """Run a task body; turn RolloutError and interrupts into one line and their exit code."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        # A refused health-check channel (app not listening yet) is an observation the runner judges, not an error.
-        logging.getLogger("paramiko.transport").addFilter(lambda r: "channel" not in r.getMessage() or "open FAILED" not in r.getMessage())
+        logging.getLogger("paramiko.transport").addFilter(_refused_channels)  # once: the same filter is not added twice
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             return fn(*args, **kwargs)

@@ -8,7 +8,7 @@ Every value in them goes through shlex.quote, or sits in a quoted here-document.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from shlex import quote
 from typing import Optional
 
@@ -98,7 +98,7 @@ def version_script(spec: Spec) -> str:
     """Print the container's image id, state and digest label, then its image's repo digests."""
     c, n = quote(spec.cli), quote(spec.name)
     fmt = quote('{{.Image}} {{.State.Status}} {{index .Config.Labels "' + LABEL + '"}}')
-    return "\n".join(_prelude(Spec(spec.cli, spec.image, spec.registry, spec.name)) + [
+    return "\n".join(_prelude(replace(spec, env={}, creds=None)) + [
         f'{c} version >/dev/null 2>"$tmp/err" || {{ echo "{spec.cli} does not work on this host: $(tail -n 1 "$tmp/err")" >&2; exit 1; }}',
         f"if line=$({c} container inspect -f {fmt} {n} 2>/dev/null); then",
         '  echo "container $line"; set -- $line',
@@ -172,7 +172,6 @@ def update_script(spec: Spec, digest: str) -> str:
     Prints `before ID`, `after ID IMAGE STATUS`, `want IMAGE` and a `mark NAME EPOCH` per phase.
     """
     c, n, ref = quote(spec.cli), quote(spec.name), quote(spec.ref(digest))
-    fmt = quote("{{.Id}} {{.Image}} {{.State.Status}}")
     lines = _prelude(spec) + [
         "mark start",
         f'echo "before $({c} container inspect -f {quote("{{.Id}}")} {n} 2>/dev/null || echo -)"',
@@ -190,7 +189,7 @@ def update_script(spec: Spec, digest: str) -> str:
         env_path = '"$tmp/env"'
     lines += [
         " ".join([c] + run_args(spec, digest, env_path)) + " >/dev/null",
-        f'echo "after $({c} container inspect -f {fmt} {n})"',
+        state_script(spec).rstrip("\n"),
         "mark run",
     ]
     return "\n".join(lines) + "\n"

@@ -7,18 +7,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import apps, autoscaling, registry, journal as journals, lock as locks, pause as pauses, plan as planning, recovery
+from rollout import apps, autoscaling, inventory, journal as journals, lock as locks, pause as pauses, personal
+from rollout import plan as planning, recovery, registry
+from rollout.apps import tail
 from rollout.environment import Environment
 from rollout.errors import LockHeld, PreflightError, RefError, UsageError
+from rollout.health import short
 from rollout.interrupts import StopRequest
-from rollout import inventory, personal
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
-from rollout.runner import Policy, Runner, tail
+from rollout.runner import Policy, Runner
 from rollout.store import Conflict, Store, open_store
 from rollout.waiting import WaitTimeout, poll
-from rollout.health import short
 
 log = logging.getLogger("rollout.deploy")
 
@@ -60,25 +61,17 @@ def current_versions(env: Environment, hosts: list, fetch: frozenset = frozenset
     With `fetch`, each host also fetches those versions in the same command, while it still
     serves: out of service then holds only the switch.
     """
-    if not fetch:
-        results = on_hosts(env, hosts, *env.app.version_command())
-        return [replace(h, version=env.app.parse_version(h.label, results[h.instance_id])) for h in hosts]
-    results = on_hosts(env, hosts, *apps.read_and_fetch(env.app, set(fetch)))
-    out, failed = [], None
+    command = apps.read_and_fetch(env.app, set(fetch)) if fetch else env.app.version_command()
+    results = on_hosts(env, hosts, *command)
+    parts = {h.instance_id: apps.split_read_and_fetch(results[h.instance_id]) for h in hosts}
+    out = [replace(h, version=env.app.parse_version(h.label, parts[h.instance_id][0])) for h in hosts]
     for h in hosts:
-        read, fetched, got = apps.split_read_and_fetch(results[h.instance_id])
-        out.append(replace(h, version=env.app.parse_version(h.label, read)))
-        if fetched and got.exited != 0 and failed is None:
-            failed = (h, got)
-    if failed:
-        _fetch_failed(env, failed[0], failed[1], fetch, ref)
+        fetched = parts[h.instance_id][1]
+        if fetched is not None and fetched.exited != 0:
+            what = "fetch" if env.app.kind == "git" else "pull"
+            raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(fetch))} for {ref!r}:"
+                           f" {env.app.redact(tail(fetched.stderr))}")
     return out
-
-
-def _fetch_failed(env: Environment, host, result, versions, ref: str) -> None:
-    what = "fetch" if env.app.kind == "git" else "pull"
-    raise RefError(f"{host.label} cannot {what} {', '.join(short(v) for v in sorted(versions))} for {ref!r}:"
-                   f" {env.app.redact(tail(result.stderr))}")
 
 
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
@@ -92,7 +85,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     wanted = planning.parse_host_filter(hosts)
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     app = env.app  # reads the app's secrets: a missing one fails here, before any network call
-    ref = app.validate_ref(ref or app.default_ref)
+    ref = apps.validate_ref(inv.app, ref or app.default_ref)
     all_hosts = env.discover()
     if inv.user:
         personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)

@@ -96,8 +96,8 @@ def resolve(image: str, ref: str, *, url: Optional[str] = None, insecure: bool =
         raise PreflightError(f"registry {base} does not answer ({type(exc).__name__}: {_reason(exc)}); check the network,"
                              f" or app.registry.url / insecure in the inventory") from None
     if resp.status == 404:
-        raise RefError(f"image {image}:{ref} not found in {base}; check app.image and --ref") if not DIGEST.match(ref) else \
-            RefError(f"image {image}@{ref} not found in {base}; check app.image and --ref")
+        sep = "@" if DIGEST.match(ref) else ":"
+        raise RefError(f"image {image}{sep}{ref} not found in {base}; check app.image and --ref")
     if resp.status in (401, 403):
         raise PreflightError(f"registry {base} refused access to {name.repository} (HTTP {resp.status});"
                              f" check the credentials in app.registry.credentials_env")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from rollout import failpoints, health
+from rollout.apps import tail
 from rollout.health import short
 from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Paused, RolledBack, RolloutError, StepError
 from rollout.interrupts import StopRequest
@@ -24,10 +25,6 @@ from rollout.report import HostRecord, Report, StepRecord, now_iso
 from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.runner")
-
-
-def tail(text: str, lines: int = 3) -> str:
-    return " | ".join(text.strip().splitlines()[-lines:]) or "no output"
 
 
 @dataclass
@@ -418,7 +415,9 @@ class Runner:
         t = time.monotonic()
         # The deadline counts from the reload, part of which was already waited out on the host.
         left = max(1.0, self.inv.health.timeout - outcome.seconds.get("reload", 0.0))
-        run = lambda cmd, data: fleet.run(host.address, cmd, timeout=30, stdin=data)  # noqa: E731
+        def run(command: str, stdin: Optional[str]):
+            return fleet.run(host.address, command, timeout=30, stdin=stdin)
+
         try:
             self._wait_healthy(host, version, app.new_check(outcome, run), app.gone_check(outcome, run), left)
         except StepError as err:

@@ -20,7 +20,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rollout import containerapp
+from rollout import containerapp, registry
+from rollout.errors import RefError
 from rollout.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
@@ -147,14 +148,10 @@ def stop_registry() -> None:
 
 
 def digest(tag: str) -> str | None:
-    """The digest the sandbox registry serves for rollout-app:TAG, or None."""
-    req = urllib.request.Request(f"{REGISTRY_URL}/v2/rollout-app/manifests/{tag}", method="HEAD",
-                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                                                    "application/vnd.docker.distribution.manifest.v2+json"})
+    """The digest the sandbox registry serves for rollout-app:TAG, or None if it has no such tag."""
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.headers.get("Docker-Content-Digest")
-    except urllib.error.HTTPError:
+        return registry.resolve(topo.IMAGE, tag, insecure=True, timeout=5)
+    except RefError:
         return None
 
 
@@ -264,15 +261,17 @@ def as_deploy(host: topo.Host, script: str, timeout: float = 120) -> subprocess.
     return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=timeout, env=env, cwd="/", check=False)
 
 
+def _running(host: topo.Host) -> containerapp.Running:
+    out = as_deploy(host, containerapp.version_script(spec()), timeout=60)
+    return containerapp.parse_running(out.stdout) if out.returncode == 0 else containerapp.Running(present=False)
+
+
 def running_digest(host: topo.Host) -> str | None:
-    s = spec()
-    out = as_deploy(host, containerapp.version_script(s), timeout=60)
-    return containerapp.current_digest(containerapp.parse_running(out.stdout), s.image) if out.returncode == 0 else None
+    return containerapp.current_digest(_running(host), topo.IMAGE)
 
 
 def container_running(host: topo.Host) -> bool:
-    out = as_deploy(host, containerapp.version_script(spec()), timeout=60)
-    return out.returncode == 0 and containerapp.parse_running(out.stdout).status == "running"
+    return _running(host).status == "running"
 
 
 def ensure_container(host: topo.Host, digest_v1: str) -> bool:
@@ -284,7 +283,3 @@ def ensure_container(host: topo.Host, digest_v1: str) -> bool:
         raise RuntimeError(f"could not start the app container on {host.name}: {out.stderr.strip()[-1500:]}")
     return True
 
-
-def describe(hosts: list[topo.Host]) -> dict:
-    return {"registry_pid": registry_pid(), "digests": _existing_digests() or {},
-            "running": {h.name: container_running(h) for h in hosts}}
