@@ -10,7 +10,7 @@ import io
 import logging
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -49,6 +49,40 @@ class _Remote(Remote):
 _CONFIG = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}, "runners": {"remote": _Remote}})
 
 
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges what it reads at once.
+
+    sshd sets TCP_NODELAY only for sessions with a terminal. For ours, when it writes
+    twice in a row (end of output, then exit status), the second write waits for our
+    ACK of the first, which Linux delays by up to 40 ms: that was 40 ms on nearly every
+    remote command (measured: `true` took 45 ms through the bastion, 5 ms with this).
+    """
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        data = super().recv(bufsize, flags)
+        self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return data
+
+
+class _BastionConnection(Connection):
+    """The bastion's Connection, over a _QuickAckSocket (on Linux)."""
+
+    def open(self):
+        if self.is_connected or not hasattr(socket, "TCP_QUICKACK"):
+            return super().open()
+        plain = socket.create_connection((self.host, int(self.port)), timeout=self.connect_timeout)
+        sock = _QuickAckSocket(fileno=plain.detach())
+        sock.settimeout(self.connect_timeout)
+        self.connect_kwargs["sock"] = sock
+        try:
+            return super().open()
+        except BaseException:
+            sock.close()
+            raise
+        finally:
+            del self.connect_kwargs["sock"]
+
+
 class _HostConnection(Connection):
     """A Connection whose gateway channel opens with a timeout (Fabric's has none)."""
 
@@ -83,11 +117,12 @@ class Fleet:
         self.known_hosts = Path(known_hosts)
         self.connect_timeout = connect_timeout
         self.parallel = parallel
-        self.bastion = self._new(Connection, bastion, bastion_port, bastion_user)
+        self.bastion = self._new(_BastionConnection, bastion, bastion_port, bastion_user)
         self.bastion_opens = 0
         self._hosts: dict[str, Connection] = {}
         self._lock = threading.Lock()
         self._bastion_lock = threading.Lock()
+        self._early: Optional[Future] = None
 
     def _new(self, cls, host, port, user, gateway=None):
         conn = cls(
@@ -106,12 +141,35 @@ class Fleet:
         return conn
 
     def open_bastion(self) -> None:
-        """Open the one transport to the bastion (idempotent, and safe from several threads)."""
+        """Open the one transport to the bastion (idempotent, and safe from several threads).
+
+        After open_bastion_early, the first call waits for that attempt and raises its error.
+        """
+        early, self._early = self._early, None
+        if early is not None:
+            early.result()
         if self.bastion.is_connected:
             return
         with self._bastion_lock:
             if not self.bastion.is_connected:
                 self._open_bastion()
+
+    def open_bastion_early(self) -> None:
+        """Start opening the bastion transport in the background."""
+        early: Future = Future()
+
+        def work() -> None:
+            try:
+                with self._bastion_lock:
+                    if not self.bastion.is_connected:
+                        self._open_bastion()
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever uses the fleet first
+                early.set_exception(exc)
+            else:
+                early.set_result(None)
+
+        self._early = early
+        threading.Thread(target=work, name="bastion-open", daemon=True).start()
 
     def _open_bastion(self) -> None:
         if self.bastion_opens:
@@ -205,7 +263,10 @@ class Fleet:
                 return self.bastion.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)
 
     def close(self) -> None:
-        """Close every host connection, then the bastion."""
+        """Close every host connection, then the bastion (once an early opening has ended)."""
+        early, self._early = self._early, None
+        if early is not None:
+            early.exception()  # waits; its error no longer matters
         for conn in list(self._hosts.values()):
             conn.close()
         self._hosts.clear()
