@@ -71,12 +71,16 @@ class Aws:
                 self._clients[service] = RetryingClient(raw, self._botocore, sleep=self._sleep)
             return self._clients[service]
 
-    def check_access(self) -> str:
-        """Confirm credentials exist and the endpoint answers; return the caller's ARN."""
+    def require_credentials(self) -> None:
+        """Fail unless credentials are configured (no network call)."""
         if self.session.get_credentials() is None:
             raise AwsAccessError(
                 "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or aws.profile in the inventory"
             )
+
+    def check_access(self) -> str:
+        """Confirm credentials exist and the endpoint answers; return the caller's ARN."""
+        self.require_credentials()
         with translate("checking AWS credentials"):
             return self.client("sts").get_caller_identity()["Arn"]
 

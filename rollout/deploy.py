@@ -86,7 +86,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     app = env.app  # reads the app's secrets: a missing one fails here, before any network call
     ref = apps.validate_ref(inv.app, ref or app.default_ref)
-    all_hosts = env.discover()
+    all_hosts = env.discover(connect=ssh)
     if inv.user:
         personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
     selected = planning.select_hosts(all_hosts, wanted)
