@@ -38,8 +38,11 @@ def on_hosts(env: Environment, hosts: list, command: str, stdin: Optional[str] =
 def refuse_if_busy(store: Store, env_name: str) -> None:
     """Refuse while paused, locked by another run, or left unfinished by a dead one."""
     pauses.refuse_if_paused(store, env_name)
-    holder = locks.holder(store)
+    # The journal before the lock: a run takes the lock first and releases it last, so a
+    # run seen unfinished here without a lock holder is dead or has just finished, which
+    # refuse_if_unfinished reads again to tell.
     active = journals.unfinished(store)
+    holder = locks.holder(store)
     if holder:
         hint = (f"if its controller died, restore the fleet with: fab recover --env={env_name}" if active == holder.get("run_id")
                 else f"wait for it, or if it is dead: fab unlock --env={env_name} --force")
