@@ -11,6 +11,8 @@ from shlex import quote
 from typing import Optional
 
 SHA_LINE = re.compile(r"^[0-9a-f]{40}$")
+# Seconds between the host-side checks for replaced workers.
+POLL = 0.02
 
 
 @dataclass(frozen=True)
@@ -116,23 +118,25 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
     if pid_file:
         f = quote(pid_file)
         want = int(workers) if workers else 0
-        # The wait forks only pgrep and sleep per poll: on a busy host every fork competes
-        # with the app starting its new workers.
+        # The wait reads the primary's children from /proc with shell builtins, so a poll
+        # forks only `sleep`: on a busy host every fork competes with the app starting
+        # its new workers. pgrep (which scans all of /proc) is the fallback for kernels
+        # without /proc/PID/task/TID/children.
         lines += [
             f'pid=$(cat -- {f}); kill -0 "$pid"',
-            'old=$(pgrep -P "$pid" || true)',
+            'kids() { if [ -e "/proc/$pid/task/$pid/children" ]; then new=; for t in /proc/"$pid"/task/*/children;'
+            ' do c=; read -r c < "$t" || :; new="$new $c"; done; else new=$(pgrep -P "$pid" || :); fi; }',
+            'kids; set -- $new; old="$*"',
             'echo "before $pid" $old',
             f'kill -s {quote(signal)} "$pid"',
             "mark signal",
             "set -- $old; want=$#" if not want else f"want={want}",
-            "nl='\n'",
-            f"tries={int(wait / 0.05)}",
+            f"tries={int(wait / POLL)}",
             'while [ "$tries" -gt 0 ]; do',
-            '  new=$(pgrep -P "$pid" || true); left=0',
-            '  for o in $old; do case "$nl$new$nl" in *"$nl$o$nl"*) left=1;; esac; done',
-            '  set -- $new',
+            '  kids; set -- $new; new="$*"; left=0',
+            '  for o in $old; do case " $new " in *" $o "*) left=1;; esac; done',
             '  if [ $left = 0 ] && [ $# -ge "$want" ]; then break; fi',
-            "  tries=$((tries - 1)); sleep 0.05",
+            f'  tries=$((tries - 1)); sleep {POLL}',
             "done",
             'echo "after $pid" $new',
             "mark reload",
