@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import signal
@@ -36,6 +37,10 @@ def exits(fn):
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
         logging.getLogger("paramiko.transport").addFilter(_refused_channels)  # once: the same filter is not added twice
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # One command per process: what is imported by now lives until exit, so the
+        # collector need not scan it again. Frozen again at the end, nothing is left
+        # for the full collection at exit (0.2-0.4 s with boto3's models loaded).
+        gc.freeze()
         try:
             return fn(*args, **kwargs)
         except RolloutError as exc:
@@ -44,6 +49,7 @@ def exits(fn):
             raise Exit("rollout: interrupted", code=130) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
+            gc.freeze()
 
     return wrapper
 
