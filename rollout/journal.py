@@ -41,15 +41,6 @@ class Journal:
         self.seq += 1
         self.store.put(f"journal#{self.run_id}#{self.seq:06d}", {"type": kind, "data": data, "at": time.time()})
 
-    def write_many(self, kind: str, records: list[dict]) -> None:
-        """Several records of one kind in as few calls as possible (one per batch, not per host)."""
-        items = []
-        for data in records:
-            self.seq += 1
-            items.append((f"journal#{self.run_id}#{self.seq:06d}", {"type": kind, "data": data, "at": time.time()}))
-        if items:
-            self.store.put_many(items)
-
     def finish(self, result: str) -> None:
         self.write("end", {"result": result})
         self.store.delete("active", condition="run_id = :run", params={"run": self.run_id})

@@ -1,7 +1,8 @@
 """Walk a plan through the adapters: suspend, roll batch by batch, roll back on failure, restore exactly.
 
-Every state change is written to the journal before the next step starts, so that
-`recover` can restore the fleet if this process dies at any point.
+Every change that `recover` would have to undo (suspending processes, disabling alarms,
+taking hosts out of service) is written to the journal before it is made, so that `recover`
+can restore the fleet if this process dies at any point.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Runner:
         self.alarms_disabled: list[str] = []
         self.failures = 0
         self.batch_no = 0
+        self._slack_head = ""
         self._registered: dict[int, set[str]] = {}
 
     def target(self, host: Host) -> str:
@@ -83,8 +85,9 @@ class Runner:
             "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
                        "target": self.target(h)} for h in plan.hosts],
         }, begin=True)
-        self.env.slack.start(f":rocket: {self.inv.name}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts"
-                             f" in batches of {self.size} — {report.who}")
+        self._slack_head = (f":rocket: {self.inv.name}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts"
+                            f" in batches of {self.size} — {report.who}")
+        self.env.slack.start(self._slack_head)
         error: Optional[RolloutError] = None
         try:
             self._suspend()
@@ -189,6 +192,11 @@ class Runner:
             result = self._batch(batch, target, phase)
             left_out += result.left_out
             if phase == "deploy":
+                updated = sum(1 for h in self.report.hosts if h.result == "updated")
+                self.env.slack.progress(f"{self._slack_head}\nbatch {self.batch_no} of {len(self.plan.batches)} done:"
+                                        f" {updated} of {len(self.plan.hosts)} hosts updated"
+                                        + (f", {len(result.errors)} failed in this batch" if result.errors else ""))
+            if phase == "deploy":
                 self.failures += len(result.errors)
                 if self.failures > self.policy.max_failures:
                     first = next(iter(result.errors.values()))
@@ -240,13 +248,11 @@ class Runner:
                 failure = RolloutError(f"could not resume processes on {self.env.group.name} ({exc}); run: fab recover --env={self.inv.name}")
         return failure
 
-    def _journal(self, kind: str, data, begin: bool = False, many: bool = False) -> None:
+    def _journal(self, kind: str, data, begin: bool = False) -> None:
         if self.journal is None:
             return
         if begin:
             self.journal.begin(data)
-        elif many:
-            self.journal.write_many(kind, data)
         else:
             self.journal.write(kind, data)
 
@@ -258,7 +264,11 @@ class Runner:
         result = BatchResult()
         try:
             t_out = time.monotonic()
-            self._journal("deregistered", {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts]})
+            # One record per batch, before anything changes: `recover` needs the hosts that may be
+            # out of service; the versions say what each was taken from and to.
+            self._journal("deregistered", {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts],
+                                           "updating": [{"instance_id": h.instance_id, "from": h.version, "to": target(h)}
+                                                        for h in hosts]})
             self._balancers("deregister", hosts)
             try:
                 self._balancers("drain", hosts)
@@ -268,14 +278,12 @@ class Runner:
                 self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
                 return result
             failpoints.reached("after-deregister")
-            self._journal("updating", [{"instance_id": h.instance_id, "from": h.version, "to": target(h)} for h in hosts], many=True)
             self._update_all(hosts, target, phase, result)
             back = result.updated + result.restored
             if back:
                 failpoints.reached("after-health")
                 self._balancers("register", back)
                 self._balancers("wait_healthy", back)
-                self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in back]})
                 failpoints.reached("after-register")
                 for h in back:
                     rec = self.report.host(h.instance_id)
@@ -337,12 +345,20 @@ class Runner:
                 lb.wait_healthy(hosts, self.inv.health.timeout)
 
         errors = []
-        with ThreadPoolExecutor(max_workers=max(1, len(lbs))) as pool:
-            futures = [(lb, pool.submit(one, i, lb)) for i, lb in enumerate(lbs)]
-            for lb, fut in futures:
-                exc = fut.exception()
-                if exc is not None:
+        if len(lbs) <= 1:
+            # No thread for a single balancer: a thread hand-off costs milliseconds per step.
+            for i, lb in enumerate(lbs):
+                try:
+                    one(i, lb)
+                except Exception as exc:  # noqa: BLE001 - handled below exactly as a pooled call's
                     errors.append((lb, exc))
+        else:
+            with ThreadPoolExecutor(max_workers=len(lbs)) as pool:
+                futures = [(lb, pool.submit(one, i, lb)) for i, lb in enumerate(lbs)]
+                for lb, fut in futures:
+                    exc = fut.exception()
+                    if exc is not None:
+                        errors.append((lb, exc))
         took = time.monotonic() - t
         for h in hosts:
             self.report.host(h.instance_id).steps.append(StepRecord(action, round(took, 3), not errors))

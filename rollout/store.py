@@ -15,7 +15,6 @@ from botocore.exceptions import ClientError
 
 from rollout.aws import Aws, translate
 from rollout.errors import PreflightError
-from rollout.waiting import WaitTimeout, poll
 
 
 class Conflict(Exception):
@@ -154,22 +153,6 @@ class Store:
                     break
                 kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         return items
-
-    def put_many(self, items: list[tuple[str, dict]]) -> None:
-        """Write several items in as few calls as the API allows (25 per call)."""
-        for i in range(0, len(items), 25):
-            pending = {self.table: [{"PutRequest": {"Item": {**self._key(sk), **_typed(v)}}} for sk, v in items[i : i + 25]]}
-
-            def write():
-                nonlocal pending
-                with translate(f"writing to {self.table}"):
-                    pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                return pending
-
-            try:
-                poll(write, lambda left: not left, timeout=30, what=f"{self.table}: writing journal items")
-            except WaitTimeout:
-                raise RuntimeError(f"{self.table}: journal items still unprocessed after 30s (throttled?)") from None
 
     def _key(self, sk: str) -> dict:
         return {"pk": {"S": self.pk}, "sk": {"S": sk}}

@@ -155,6 +155,10 @@ def test_slack_hears_start_progress_and_end_without_the_token(healthy_fleet, new
     methods = [c["method"] for c in slack.calls]
     assert methods[0] == "chat.postMessage" and "chat.update" in methods and methods[-1] == "chat.postMessage"
     assert "deploying" in slack.texts()[0] and new_commit[:12] in slack.texts()[0]
+    # Progress: the start message is updated as batches complete (each update may supersede a queued one).
+    progress = [c["body"].get("text", "") for c in slack.calls if c["method"] == "chat.update" and "batch" in c["body"].get("text", "")]
+    assert progress and all(t.startswith(slack.texts()[0]) for t in progress), slack.texts()
+    assert all(re.search(r"batch (\d) of 4 done: \1 of 4 hosts updated$", t) for t in progress), progress
     assert "succeeded" in slack.texts()[-1]
     assert all(c["auth"] == f"Bearer {token}" for c in slack.calls)
     assert token not in done.stdout + done.stderr
