@@ -110,7 +110,9 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
         'mark() { echo "mark $1 $(date +%s.%N)"; }',
         "mark start",
         f"git -C {p} checkout --quiet --force --detach {s}",
-        f'echo "head $(git -C {p} rev-parse HEAD)"',
+        # Detached, .git/HEAD holds the SHA itself: read with a builtin instead of forking git.
+        f'if [ -f {p}/.git/HEAD ]; then read -r head < {p}/.git/HEAD; else head=$(git -C {p} rev-parse HEAD); fi',
+        'echo "head $head"',
         "mark checkout",
     ]
     if install:
@@ -118,18 +120,17 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
     if pid_file:
         f = quote(pid_file)
         want = int(workers) if workers else 0
-        # The wait reads the primary's children from /proc with shell builtins, so a poll
-        # forks only `sleep`: on a busy host every fork competes with the app starting
-        # its new workers. pgrep (which scans all of /proc) is the fallback for kernels
-        # without /proc/PID/task/TID/children.
+        # Between the checkout and the end of the reload only `sleep` forks: on a busy host
+        # every fork competes with the app starting its new workers. The children are read
+        # from /proc with builtins; pgrep (which scans all of /proc) is the fallback for
+        # kernels without /proc/PID/task/TID/children.
         lines += [
-            f'pid=$(cat -- {f}); kill -0 "$pid"',
+            f'pid=; read -r pid < {f} || [ -n "$pid" ]; kill -0 "$pid"',
             'kids() { if [ -e "/proc/$pid/task/$pid/children" ]; then new=; for t in /proc/"$pid"/task/*/children;'
             ' do c=; read -r c < "$t" || :; new="$new $c"; done; else new=$(pgrep -P "$pid" || :); fi; }',
             'kids; set -- $new; old="$*"',
             'echo "before $pid" $old',
             f'kill -s {quote(signal)} "$pid"',
-            "mark signal",
             "set -- $old; want=$#" if not want else f"want={want}",
             f"tries={int(wait / POLL)}",
             'while [ "$tries" -gt 0 ]; do',
@@ -162,6 +163,6 @@ def parse_update(output: str) -> Update:
                 marks.append((name, float(when)))
             except ValueError:
                 pass
-    # Each phase ends at its mark and starts at the previous one; "signal" only opens "reload".
-    seconds = {name: round(t1 - t0, 3) for (_, t0), (name, t1) in zip(marks, marks[1:]) if name != "signal"}
+    # Each phase ends at its mark and starts at the previous one.
+    seconds = {name: round(t1 - t0, 3) for (_, t0), (name, t1) in zip(marks, marks[1:])}
     return Update(head=head, before=before, after=after, seconds=seconds)
