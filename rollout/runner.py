@@ -23,9 +23,14 @@ from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Pa
 from rollout.interrupts import StopRequest
 from rollout.plan import Host, Plan
 from rollout.report import HostRecord, Report, StepRecord, now_iso
+from rollout.ssh import Gate
 from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.runner")
+
+
+class _NotRun(Exception):
+    """An update held behind a gate that was cancelled: nothing ran on the host."""
 
 
 @dataclass
@@ -269,16 +274,11 @@ class Runner:
             self._journal("deregistered", {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts],
                                            "updating": [{"instance_id": h.instance_id, "from": h.version, "to": target(h)}
                                                         for h in hosts]})
-            self._balancers("deregister", hosts)
-            try:
-                self._balancers("drain", hosts)
-            except Cancelled:
-                # Nothing was updated yet: put the batch back as it was.
+            if not self._out_and_updated(hosts, target, phase, result):
+                # Stopped while draining, before any update ran: put the batch back as it was.
                 self._balancers("register", hosts)
                 self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
                 return result
-            failpoints.reached("after-deregister")
-            self._update_all(hosts, target, phase, result)
             back = result.updated + result.restored
             if back:
                 failpoints.reached("after-health")
@@ -373,11 +373,22 @@ class Runner:
         self.out.line(f"{action} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")
 
     # -- updating hosts ------------------------------------------------------
-    def _update_all(self, hosts: list[Host], target: Callable[[Host], str], phase: str, result: BatchResult) -> None:
+    def _out_and_updated(self, hosts: list[Host], target: Callable[[Host], str], phase: str, result: BatchResult) -> bool:
+        """Deregister and drain the batch, then update its hosts; False if stopped while draining (nothing updated).
+
+        Each host's update session is opened first, while the batch still serves, behind a
+        gate: its script runs once the batch is out of the balancers, or never. Session
+        setup (a round trip through the bastion, sshd starting a shell) is then outside
+        the time out of service.
+        """
+        gate = Gate()
+
         def work(h: Host):
             try:
-                self._update(h, target(h))
+                self._update(h, target(h), gate=gate)
                 result.updated.append(h)
+            except _NotRun:
+                pass  # the gate was cancelled: nothing ran on this host
             except StepError as err:
                 log.warning("%s", err)
                 result.errors[h.instance_id] = err
@@ -386,8 +397,23 @@ class Runner:
                 else:
                     result.left_out.append(h)
 
-        with ThreadPoolExecutor(max_workers=min(len(hosts), self.inv.ssh.parallel)) as pool:
-            list(pool.map(work, hosts))
+        pool = ThreadPoolExecutor(max_workers=min(len(hosts), self.inv.ssh.parallel))
+        try:
+            started = [pool.submit(work, h) for h in hosts]
+            self._balancers("deregister", hosts)
+            try:
+                self._balancers("drain", hosts)
+            except Cancelled:
+                gate.cancel()
+                return False
+            failpoints.reached("after-deregister")
+            gate.open()
+            for fut in started:
+                fut.result()
+            return True
+        finally:
+            gate.cancel()  # no-op once open; otherwise the waiting sessions end without running anything
+            pool.shutdown(wait=True)
 
     def _restore_host(self, host: Host, result: BatchResult) -> None:
         """Return a failed host to its previous version; it goes back in service only if healthy."""
@@ -401,16 +427,30 @@ class Runner:
         self._journal("restored", {"instance_id": host.instance_id, "version": host.version})
         result.restored.append(host)
 
-    def _update(self, host: Host, version: str, record: bool = True) -> None:
-        """Update the app in one remote script (checkout + reload, or pull + restart), then check health from here."""
+    def _update(self, host: Host, version: str, record: bool = True, gate: Optional[Gate] = None) -> None:
+        """Update the app in one remote script (checkout + reload, or pull + restart), then check health from here.
+
+        With `gate`, the script waits for it (see _out_and_updated); _NotRun if it is cancelled.
+        """
         app, fleet = self.env.app, self.env.fleet
         rec = self.report.host(host.instance_id)
         command, stdin = app.update_command(version, wait=min(self.inv.health.timeout, 30))
+        timeout = 600.0
+        if gate is not None:
+            if stdin is None:
+                command, stdin = f'read -r go && [ "$go" = go ] && {command}', "go\n"
+            timeout += max((f.drain_seconds for f in self.plan.balancers), default=0.0) + 60
         t = time.monotonic()
         try:
-            res = fleet.run(host.address, command, timeout=600, stdin=stdin)
+            res = fleet.run(host.address, command, timeout=timeout, stdin=stdin, gate=gate)
         except ConnectError as exc:
+            if gate is not None and gate.cancelled and gate.opened_at is None:
+                raise _NotRun() from None
             raise StepError(host.label, "update", str(exc)) from None
+        if gate is not None:
+            if gate.cancelled and gate.opened_at is None:
+                raise _NotRun()
+            t = gate.opened_at or t
         outcome = app.parse_update(res.stdout, version)
         prefix = "" if record else "restore "
         for step in app.steps:

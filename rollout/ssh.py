@@ -10,6 +10,7 @@ import io
 import logging
 import socket
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
@@ -46,6 +47,11 @@ class _Remote(Remote):
     _sent_eof = False
 
     def read_our_stdin(self, input_):
+        gate = getattr(input_, "gate", None)
+        if gate is not None:
+            while not gate.wait(0.1):
+                if self.program_finished.is_set():
+                    return ""
         data = input_.read(1 << 20)
         if not data:
             if self._sent_eof:
@@ -57,6 +63,42 @@ class _Remote(Remote):
         """Block until the command has exited (or an IO thread died), woken by paramiko's exit-status event."""
         while not (self.process_is_finished or self.has_dead_threads):
             self.channel.status_event.wait(0.1)
+
+
+class Gate:
+    """Holds back the stdin of commands started ahead of time: their sessions open now, they run later.
+
+    open() lets them run; cancel() gives them end-of-input instead, so nothing runs.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.cancelled = False
+        self.opened_at: Optional[float] = None
+
+    def open(self) -> None:
+        self.opened_at = time.monotonic()
+        self._event.set()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+
+class _GatedStdin:
+    """One attempt's stdin behind a Gate: `text` once the gate opens, nothing if it is cancelled."""
+
+    def __init__(self, text: str, gate: Gate):
+        self.text, self.gate, self._read = text, gate, False
+
+    def read(self, size: int = -1) -> str:
+        if self._read or self.gate.cancelled:
+            return ""
+        self._read = True
+        return self.text
 
 
 _CONFIG = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}, "runners": {"remote": _Remote}})
@@ -225,12 +267,14 @@ class Fleet:
             conn = self._hosts[address]
         return conn
 
-    def run(self, address: str, command: str, timeout: Optional[float] = None, stdin: Optional[str] = None):
+    def run(self, address: str, command: str, timeout: Optional[float] = None, stdin: Optional[str] = None,
+            gate: Optional[Gate] = None):
         """Run a shell command on a host; return invoke's Result (never raises on exit status).
 
         A dropped connection is reopened and the command run again (tenacity, bounded),
         so commands given here must be safe to repeat. A host lost for good raises ConnectError.
         `stdin`, if given, is sent to the command and then closed (scripts with secrets go there, not in argv).
+        With `gate`, the stdin is held back until the gate opens (see Gate).
         """
 
         def drop(state):
@@ -247,7 +291,8 @@ class Fleet:
                                     wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
                 with attempt:
                     conn = self.host(address)
-                    extra = {"in_stream": io.StringIO(stdin)} if stdin is not None else {}
+                    extra = ({"in_stream": _GatedStdin(stdin or "", gate)} if gate is not None
+                             else {"in_stream": io.StringIO(stdin)} if stdin is not None else {})
                     result = conn.run(command, hide=True, warn=True, timeout=timeout, **extra)
                     if result.exited == -1 and not (conn.is_connected and self.bastion.is_connected):
                         raise EOFError("the connection closed before the command finished")
