@@ -89,18 +89,18 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     app = env.app  # reads the app's secrets: a missing one fails here, before any network call
     ref = apps.validate_ref(inv.app, ref or app.default_ref)
-    all_hosts = env.discover(connect=ssh)
-    if inv.user:
-        personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
-    selected = planning.select_hosts(all_hosts, wanted)
-    balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
-    # Everything below only reads. The independent parts (the state table, SSH, the ref, the
-    # balancers) run side by side; their errors are raised in this fixed order, so which
-    # problem is reported does not depend on timing.
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    # Everything below only reads. The independent parts (the state table, the ref, discovery,
+    # SSH, the balancers) run side by side; their errors are raised in a fixed order, discovery's
+    # first, so which problem is reported does not depend on timing.
+    with ThreadPoolExecutor(max_workers=5) as pool:
         busy = pool.submit(_refuse_if_busy, store, inv.name)
-        connected = pool.submit(env.fleet.connect, [h.address for h in selected]) if ssh else None
         resolved = None if sha else pool.submit(app.resolve, ref)
+        all_hosts = env.discover(connect=ssh)
+        if inv.user:
+            personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
+        selected = planning.select_hosts(all_hosts, wanted)
+        balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
+        connected = pool.submit(env.fleet.connect, [h.address for h in selected]) if ssh else None
         versions = pool.submit(_read_hosts, env, selected, connected, resolved, sha, busy, ref, fetch) if ssh else None
         read = pool.submit(_read_balancers, env, balancers)
         busy.result()
