@@ -201,7 +201,6 @@ class Runner:
                 self.env.slack.progress(f"{self._slack_head}\nbatch {self.batch_no} of {len(self.plan.batches)} done:"
                                         f" {updated} of {len(self.plan.hosts)} hosts updated"
                                         + (f", {len(result.errors)} failed in this batch" if result.errors else ""))
-            if phase == "deploy":
                 self.failures += len(result.errors)
                 if self.failures > self.policy.max_failures:
                     first = next(iter(result.errors.values()))
