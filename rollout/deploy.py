@@ -24,12 +24,18 @@ from rollout.waiting import WaitTimeout, poll
 log = logging.getLogger("rollout.deploy")
 
 
-def on_hosts(env: Environment, hosts: list, command: str, stdin: Optional[str] = None) -> dict[str, object]:
-    """Run one command (with `stdin`) on every host in parallel; instance id -> invoke Result."""
+def on_hosts(env: Environment, hosts: list, command) -> dict[str, object]:
+    """Run one command on every host in parallel, each as soon as it is connected; instance id -> invoke Result.
+
+    `command` is a (command, stdin) pair, or a callable returning one once the host is connected.
+    A host that cannot be connected raises ConnectError (the first such host in order).
+    """
     fleet = env.fleet
 
     def one(h):
-        return h.instance_id, fleet.run(h.address, command, timeout=300, stdin=stdin)
+        fleet.connect([h.address])
+        cmd, stdin = command() if callable(command) else command
+        return h.instance_id, fleet.run(h.address, cmd, timeout=300, stdin=stdin)
 
     with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), env.inventory.ssh.parallel))) as pool:
         return dict(pool.map(one, hosts))
@@ -58,21 +64,28 @@ def require_success(upstream: str, sha: str, ref: str) -> None:
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
 
 
-def current_versions(env: Environment, hosts: list, fetch: frozenset = frozenset(), ref: str = "") -> list:
+def current_versions(env: Environment, hosts: list, fetch=frozenset(), ref: str = "") -> list:
     """The hosts with the version each runs now (None where it cannot tell).
 
-    With `fetch`, each host also fetches those versions in the same command, while it still
-    serves: out of service then holds only the switch.
+    With `fetch` (versions, or a callable returning them, called once a host is connected),
+    each host also fetches those versions in the same command, while it still serves: out
+    of service then holds only the switch.
     """
-    command = apps.read_and_fetch(env.app, set(fetch)) if fetch else env.app.version_command()
-    results = on_hosts(env, hosts, *command)
+    def wanted() -> frozenset:
+        return frozenset(fetch() if callable(fetch) else fetch)
+
+    def command():
+        versions = wanted()
+        return apps.read_and_fetch(env.app, set(versions)) if versions else env.app.version_command()
+
+    results = on_hosts(env, hosts, command)
     parts = {h.instance_id: apps.split_read_and_fetch(results[h.instance_id]) for h in hosts}
     out = [replace(h, version=env.app.parse_version(h.label, parts[h.instance_id][0])) for h in hosts]
     for h in hosts:
         fetched = parts[h.instance_id][1]
         if fetched is not None and fetched.exited != 0:
             what = "fetch" if env.app.kind == "git" else "pull"
-            raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(fetch))} for {ref!r}:"
+            raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(wanted()))} for {ref!r}:"
                            f" {env.app.redact(tail(fetched.stderr))}")
     return out
 
@@ -100,12 +113,9 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
             personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
         selected = planning.select_hosts(all_hosts, wanted)
         balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
-        connected = pool.submit(env.fleet.connect, [h.address for h in selected]) if ssh else None
-        versions = pool.submit(_read_hosts, env, selected, connected, resolved, sha, busy, ref, fetch) if ssh else None
+        versions = pool.submit(_read_hosts, env, selected, resolved, sha, busy, ref, fetch) if ssh else None
         read = pool.submit(_read_balancers, env, balancers)
         busy.result()
-        if connected is not None:
-            connected.result()
         if resolved is not None:
             sha = resolved.result()
         if inv.require_success_in:
@@ -123,14 +133,17 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     )
 
 
-def _read_hosts(env: Environment, hosts: list, connected, resolved, sha: Optional[str], busy, ref: str, fetch: bool) -> list:
-    """Once connected: the current versions, and (once the ref is resolved and nothing else runs) the fetch."""
-    connected.result()
+def _read_hosts(env: Environment, hosts: list, resolved, sha: Optional[str], busy, ref: str, fetch: bool) -> list:
+    """Each host as soon as it is connected: its current version, and (once the ref is resolved and
+    nothing else runs) the fetch."""
     if not fetch:
         return current_versions(env, hosts)
-    sha = resolved.result() if resolved is not None else sha
-    busy.result()  # never pull or fetch for an environment another rollout holds
-    return current_versions(env, hosts, frozenset({sha}), ref)
+
+    def versions() -> frozenset:
+        busy.result()  # never pull or fetch for an environment another rollout holds
+        return frozenset({resolved.result() if resolved is not None else sha})
+
+    return current_versions(env, hosts, versions, ref)
 
 
 def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:

@@ -200,9 +200,10 @@ class Fleet:
 
         After open_bastion_early, the first call waits for that attempt and raises its error.
         """
-        early, self._early = self._early, None
+        early = self._early
         if early is not None:
-            early.result()
+            early.result()  # every caller gets the early attempt's error; none starts another attempt
+            self._early = None
         if self.bastion.is_connected:
             return
         with self._bastion_lock:
@@ -240,6 +241,10 @@ class Fleet:
         self.open_bastion()
         todo = [a for a in addresses if a not in self._hosts or not self._hosts[a].is_connected]
         if not todo:
+            return
+        if len(todo) == 1:
+            if error := self._connect_one(todo[0]):
+                raise error
             return
         with ThreadPoolExecutor(max_workers=min(self.parallel, len(todo))) as pool:
             results = list(pool.map(self._connect_one, todo))
