@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 from rollout import containerapp, gitapp, refs, registry
 from rollout.errors import PreflightError
+from rollout.plan import GIT_STEPS
 
 
 def tail(text: str, lines: int = 3) -> str:
@@ -59,7 +60,7 @@ class GitStrategy:
     """Check out an exact commit and reload the app in place (SIGHUP to a Node cluster primary, or a command)."""
 
     kind = "git"
-    steps = ("checkout", "install", "reload")
+    steps = GIT_STEPS
 
     def __init__(self, app):
         self.app = app

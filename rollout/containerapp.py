@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from shlex import quote
 from typing import Optional
 
+from rollout import marks
+
 LABEL = "rollout.digest"
 COMMAND = "sh -s"
 
@@ -68,7 +70,7 @@ def _prelude(spec: Spec) -> list[str]:
         "umask 077",
         f"command -v {c} >/dev/null 2>&1 || {{ echo {quote(spec.cli + ': command not found on this host; install it or set app.cli')} >&2; exit 127; }}",
         'tmp=${tmp:-$(mktemp -d)}; trap \'rm -rf "$tmp"\' EXIT',  # scripts may be joined: one temp dir
-        'mark() { echo "mark $1 $(date +%s.%N)"; }',
+        marks.FUNCTION,
     ]
     if spec.creds:
         user, password = spec.creds
@@ -197,7 +199,6 @@ def update_script(spec: Spec, digest: str) -> str:
 
 def parse_update(output: str) -> Update:
     before = container = image = status = want = None
-    marks = []
     for line in output.splitlines():
         word, _, rest = line.partition(" ")
         parts = rest.split()
@@ -207,13 +208,7 @@ def parse_update(output: str) -> Update:
             container, image, status = parts[0], _id(parts[1]), parts[2]
         elif word == "want" and parts:
             want = _id(parts[0])
-        elif word == "mark" and len(parts) == 2:
-            try:
-                marks.append((parts[0], float(parts[1])))
-            except ValueError:
-                pass
-    seconds = {name: round(t1 - t0, 3) for (_, t0), (name, t1) in zip(marks, marks[1:])}
-    return Update(before, container, image, status, want, seconds)
+    return Update(before, container, image, status, want, marks.seconds(output))
 
 
 def is_new(update: Update) -> tuple[bool, str]:

@@ -237,7 +237,6 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         if hosts:
             # Everything that can fail without changing anything comes first: until the dead
             # run's journal is closed below, running recover again starts over from it.
-            env.fleet.connect([h.address for h in hosts])
             hosts = current_versions(env, hosts, frozenset(a.targets.values()), "recover")
         if a.resume and a.group:
             group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from shlex import quote
 from typing import Optional
 
+from rollout import marks
+
 SHA_LINE = re.compile(r"^[0-9a-f]{40}$")
 # Seconds between the host-side checks for replaced workers.
 POLL = 0.02
@@ -107,8 +109,7 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
     p, s = quote(path), quote(sha)
     lines = [
         "set -e",
-        # /proc/uptime (10 ms steps) is read without forking; date is the fallback.
-        'mark() { if [ -r /proc/uptime ]; then read -r t _ < /proc/uptime; else t=$(date +%s.%N); fi; echo "mark $1 $t"; }',
+        marks.FUNCTION,
         "mark start",
         f"git -C {p} checkout --quiet --force --detach {s}",
         # Detached, .git/HEAD holds the SHA itself: read with a builtin instead of forking git.
@@ -150,7 +151,7 @@ def update_script(path: str, sha: str, *, install: Optional[str], pid_file: Opti
 
 def parse_update(output: str) -> Update:
     """The Update an update_script printed."""
-    head, before, after, marks = None, Processes(None, frozenset()), Processes(None, frozenset()), []
+    head, before, after = None, Processes(None, frozenset()), Processes(None, frozenset())
     for line in output.splitlines():
         word, _, rest = line.partition(" ")
         if word == "head":
@@ -158,12 +159,4 @@ def parse_update(output: str) -> Update:
         elif word in ("before", "after"):
             procs = parse_processes(rest)
             before, after = (procs, after) if word == "before" else (before, procs)
-        elif word == "mark":
-            name, _, when = rest.partition(" ")
-            try:
-                marks.append((name, float(when)))
-            except ValueError:
-                pass
-    # Each phase ends at its mark and starts at the previous one.
-    seconds = {name: round(t1 - t0, 3) for (_, t0), (name, t1) in zip(marks, marks[1:])}
-    return Update(head=head, before=before, after=after, seconds=seconds)
+    return Update(head=head, before=before, after=after, seconds=marks.seconds(output))

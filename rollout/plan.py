@@ -29,7 +29,9 @@ def batch_steps(app_steps: tuple[str, ...]) -> tuple[str, ...]:
     return ("deregister", "drain", *app_steps, "health", "register", "wait_healthy")
 
 
-BATCH_STEPS = batch_steps(("checkout", "install", "reload"))
+#: The app's own steps when none are given: the git strategy's.
+GIT_STEPS = ("checkout", "install", "reload")
+BATCH_STEPS = batch_steps(GIT_STEPS)
 
 VERSION = re.compile(r"^([0-9a-f]{40}|sha256:[0-9a-f]{64})$")  # a commit SHA or an image digest
 
@@ -156,7 +158,7 @@ def build(
     suspended_before: frozenset[str],
     total_in_service: Optional[int] = None,
     notes: tuple[str, ...] = (),
-    app_steps: tuple[str, ...] = ("checkout", "install", "reload"),
+    app_steps: tuple[str, ...] = GIT_STEPS,
 ) -> Plan:
     """The plan for rolling `sha` over `hosts` (already selected and ordered)."""
     if not VERSION.match(sha):

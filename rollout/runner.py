@@ -403,7 +403,6 @@ class Runner:
             try:
                 self._balancers("drain", hosts)
             except Cancelled:
-                gate.cancel()
                 return False
             failpoints.reached("after-deregister")
             gate.open()
@@ -435,21 +434,19 @@ class Runner:
         rec = self.report.host(host.instance_id)
         command, stdin = app.update_command(version, wait=min(self.inv.health.timeout, 30))
         timeout = 600.0
-        if gate is not None:
-            if stdin is None:
-                command, stdin = f'read -r go && [ "$go" = go ] && {command}', "go\n"
+        if gate is not None:  # the command's clock starts before the batch is drained
             timeout += max((f.drain_seconds for f in self.plan.balancers), default=0.0) + 60
         t = time.monotonic()
         try:
             res = fleet.run(host.address, command, timeout=timeout, stdin=stdin, gate=gate)
         except ConnectError as exc:
-            if gate is not None and gate.cancelled and gate.opened_at is None:
+            if gate is not None and gate.cancelled:
                 raise _NotRun() from None
             raise StepError(host.label, "update", str(exc)) from None
         if gate is not None:
-            if gate.cancelled and gate.opened_at is None:
+            if gate.cancelled:
                 raise _NotRun()
-            t = gate.opened_at or t
+            t = gate.opened_at or t  # the command may have ended (connection lost) before the gate opened
         outcome = app.parse_update(res.stdout, version)
         prefix = "" if record else "restore "
         for step in app.steps:

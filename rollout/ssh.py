@@ -66,23 +66,29 @@ class _Remote(Remote):
 
 
 class Gate:
-    """Holds back the stdin of commands started ahead of time: their sessions open now, they run later.
+    """Holds back commands started ahead of time: their sessions open now, they run later.
 
-    open() lets them run; cancel() gives them end-of-input instead, so nothing runs.
+    open() lets them run; cancel() (a no-op once open) gives them end-of-input instead, so
+    nothing runs: `cancelled` then means exactly that.
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._lock = threading.Lock()
         self.cancelled = False
         self.opened_at: Optional[float] = None
 
     def open(self) -> None:
-        self.opened_at = time.monotonic()
-        self._event.set()
+        with self._lock:
+            if not self.cancelled:
+                self.opened_at = time.monotonic()
+            self._event.set()
 
     def cancel(self) -> None:
-        self.cancelled = True
-        self._event.set()
+        with self._lock:
+            if self.opened_at is None:
+                self.cancelled = True
+            self._event.set()
 
     def wait(self, timeout: float) -> bool:
         return self._event.wait(timeout)
@@ -204,11 +210,8 @@ class Fleet:
         if early is not None:
             early.result()  # every caller gets the early attempt's error; none starts another attempt
             self._early = None
-        if self.bastion.is_connected:
-            return
-        with self._bastion_lock:
-            if not self.bastion.is_connected:
-                self._open_bastion()
+        if not self.bastion.is_connected:
+            self._open_once()
 
     def open_bastion_early(self) -> None:
         """Start opening the bastion transport in the background."""
@@ -216,9 +219,7 @@ class Fleet:
 
         def work() -> None:
             try:
-                with self._bastion_lock:
-                    if not self.bastion.is_connected:
-                        self._open_bastion()
+                self._open_once()
             except BaseException as exc:  # noqa: BLE001 - handed to whoever uses the fleet first
                 early.set_exception(exc)
             else:
@@ -226,6 +227,11 @@ class Fleet:
 
         self._early = early
         threading.Thread(target=work, name="bastion-open", daemon=True).start()
+
+    def _open_once(self) -> None:
+        with self._bastion_lock:
+            if not self.bastion.is_connected:
+                self._open_bastion()
 
     def _open_bastion(self) -> None:
         if self.bastion_opens:
@@ -279,8 +285,11 @@ class Fleet:
         A dropped connection is reopened and the command run again (tenacity, bounded),
         so commands given here must be safe to repeat. A host lost for good raises ConnectError.
         `stdin`, if given, is sent to the command and then closed (scripts with secrets go there, not in argv).
-        With `gate`, the stdin is held back until the gate opens (see Gate).
+        With `gate`, the command runs only once the gate opens (see Gate): its stdin is held
+        back until then, and a command without stdin first waits for a line on it.
         """
+        if gate is not None and stdin is None:
+            command, stdin = f'read -r go && [ "$go" = go ] && {command}', "go\n"
 
         def drop(state):
             exc = state.outcome.exception()
