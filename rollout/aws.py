@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
+from functools import cache
 from typing import Callable, Optional
 
 import boto3
@@ -15,7 +16,7 @@ from botocore.config import Config
 from botocore.paginate import Paginator
 from botocore.waiter import Waiter, create_waiter_with_client
 
-from rollout.errors import AwsAccessError
+from rollout.errors import AwsAccessError, ConfigError
 from rollout.retry import aws_retrying
 
 # botocore's own retries are off: every retry goes through tenacity (rollout.retry), so it
@@ -39,6 +40,9 @@ class Aws:
         profile: Optional[str] = None,
         sleep: Callable[[float], None] = time.sleep,
     ):
+        problem = region_problem(region, endpoint_url)
+        if problem:
+            raise ConfigError(problem)
         self.region = region
         self.endpoint_url = endpoint_url
         self._sleep = sleep
@@ -83,6 +87,21 @@ class Aws:
         self.require_credentials()
         with translate("checking AWS credentials"):
             return self.client("sts").get_caller_identity()["Arn"]
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Every region of every AWS partition that this botocore knows (read from its own data, offline)."""
+    session = botocore.session.get_session()
+    return frozenset(r for p in session.get_available_partitions() for r in session.get_available_regions("ec2", p))
+
+
+def region_problem(region: str, endpoint_url: Optional[str]) -> Optional[str]:
+    """Why `region` cannot be reached on AWS's own endpoints (None if it can, or if `endpoint_url` is given)."""
+    if endpoint_url or region in known_regions():
+        return None
+    return (f"aws.region {region!r} is not an AWS region (botocore {botocore.__version__} knows {len(known_regions())},"
+            " e.g. eu-west-1, us-east-1); fix aws.region, or set aws.endpoint_url for an endpoint of your own")
 
 
 class RetryingClient:

@@ -13,7 +13,7 @@ from typing import Optional
 from invoke.exceptions import Exit
 
 from rollout import deploy as deploying
-from rollout import inventory, journal as journals, lock as locks, pause as pauses, personal, refs, status as statuses
+from rollout import inventory, journal as journals, lock as locks, pause as pauses, personal, refs, sizes, status as statuses
 from rollout.environment import Environment
 from rollout.errors import RolloutError, UsageError
 from rollout.plan import Plan
@@ -88,6 +88,7 @@ def _confirm(inv, yes: bool):
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
            junit: Optional[str] = None, branch: Optional[str] = None) -> None:
+    size = sizes.batch_flag(batch)
     inv = inventory.load(env)
     if branch is not None:
         if ref is not None or inv.user:
@@ -97,7 +98,7 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
         user = personal.user_from_branch(inv.personal.branch_pattern, branch)
         inv, ref = inventory.personal_copy(inv, user), refs.validate(branch)
     confirm = None if dry_run else _confirm(inv, yes)
-    deploying.deploy(inv, Output(), ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
+    deploying.deploy(inv, Output(), ref=ref, batch=size, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
                      confirm=confirm, files=ReportFiles.of(report, junit))
 
 
@@ -123,8 +124,9 @@ def recover(env: str, force: bool = False, report: Optional[str] = None, junit: 
 @exits
 def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False,
              report: Optional[str] = None, junit: Optional[str] = None) -> None:
+    size = sizes.batch_flag(batch)
     inv = inventory.load(env)
-    deploying.rollback(inv, Output(), to=to, batch=batch, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit))
+    deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit))
 
 
 @exits

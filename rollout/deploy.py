@@ -18,6 +18,7 @@ from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
 from rollout.runner import Policy, Runner
+from rollout.sizes import Size
 from rollout.store import Conflict, Store, open_store
 from rollout.waiting import WaitTimeout, poll
 
@@ -90,7 +91,7 @@ def current_versions(env: Environment, hosts: list, fetch=frozenset(), ref: str 
     return out
 
 
-def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[str], hosts: Optional[str],
+def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[Size], hosts: Optional[str],
               fetch: bool, sha: Optional[str] = None, ssh: bool = True) -> planning.Plan:
     """Check everything a rollout needs and return its plan; change nothing on the fleet.
 
@@ -99,7 +100,6 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     """
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
-    planning.parse_batch(batch or inv.batch, 1)  # malformed --batch fails before any network call
     app = env.app  # reads the app's secrets: a missing one fails here, before any network call
     ref = apps.validate_ref(inv.app, ref or app.default_ref)
     # Everything below only reads. The independent parts (the state table, the ref, discovery,
@@ -164,7 +164,7 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
     inv = env.inventory
     run_id = journals.new_run_id()
     report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=run_id)
-    policy = Policy(on_failure=inv.on_failure, max_failures=planning.parse_max_failures(inv.max_failures, len(plan.hosts)))
+    policy = Policy(on_failure=inv.on_failure, max_failures=inv.max_failures.of(len(plan.hosts)))
     lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
     lock.acquire(take_over=take_over)
     stop = StopRequest()
@@ -193,9 +193,9 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
         files.write(report)
 
 
-def deploy(inv: Inventory, output, *, ref=None, batch=None, hosts=None, dry_run=False, confirm=None,
+def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
            files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True) -> Optional[Report]:
-    """Deploy `ref` to the environment; return the report (None for a dry run)."""
+    """Deploy `ref` to the environment; return the report (None for a dry run). `batch` overrides the inventory's."""
     if not ssh and not dry_run:
         raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
     env = Environment(inv)
@@ -253,7 +253,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
             output.line("no host was taken out of service; the fleet is as it was")
             return None
         plan = planning.build(
-            env=inv.name, ref=f"recover {dead}", sha=a.version, hosts=hosts, batch=str(a.batch_size),
+            env=inv.name, ref=f"recover {dead}", sha=a.version, hosts=hosts, batch=Size(a.batch_size),
             balancers=facts, group=env.group.name if env.group else None,
             suspended_before=env.group.suspended() if env.group else frozenset(), app_steps=env.app.steps,
         )
@@ -299,7 +299,7 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     return before["ref"], before["sha"]
 
 
-def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch=None, confirm=None,
+def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch: Optional[Size] = None, confirm=None,
              files: ReportFiles = ReportFiles()) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path."""
     ref, sha = rollback_target(open_store(inv), to)

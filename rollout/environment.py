@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Optional
 
-from rollout import apps, autoscaling, balancers, discovery
+from rollout import apps, autoscaling, balancers, check, discovery
 from rollout.alarms import Alarms
 from rollout.aws import Aws
 from rollout.errors import ConfigError, PreflightError
@@ -21,9 +21,9 @@ class Environment:
 
     def __init__(self, inventory: Inventory):
         self.inventory = inv = inventory
-        for what, path in (("ssh.key", inv.ssh.key), ("ssh.known_hosts", inv.ssh.known_hosts)):
-            if not path.is_file():
-                raise ConfigError(f"{what}: {path} does not exist; fix the path in inventories/{inv.name}.yml")
+        missing = check.missing_files(inv)
+        if missing:
+            raise ConfigError(missing[0])
         self.aws = Aws(inv.aws.region, inv.aws.endpoint_url, inv.aws.profile)
         self.slack = Slack(inv.slack)
         self.fleet: Optional[Fleet] = None

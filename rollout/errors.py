@@ -19,6 +19,15 @@ class ConfigError(RolloutError):
     exit_code = 3
 
 
+class InventoryError(ConfigError):
+    """An inventory file has invalid values; `problems` lists each, with its key and line."""
+
+    def __init__(self, path: str, problems: list[str]):
+        self.path, self.problems = path, problems
+        many = f"{path}: {len(problems)} errors:\n  " + "\n  ".join(problems)
+        super().__init__(problems[0] if len(problems) == 1 else many)
+
+
 class RefError(RolloutError):
     """The ref does not name a commit of the app's repository."""
 

@@ -2,18 +2,133 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from urllib.parse import urlsplit
 
-from rollout.errors import ConfigError
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, PlainSerializer, PlainValidator,
+                      ValidationError, WithJsonSchema, field_validator, model_validator)
+from pydantic.json_schema import SkipJsonSchema
+
+from rollout import refs, sizes, yamlsource
+from rollout.errors import ConfigError, InventoryError, RefError
+from rollout.sizes import Size
 
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ADDRESS_ATTRIBUTES = Literal["PrivateIpAddress", "PublicIpAddress", "PrivateDnsName", "PublicDnsName"]
+
+
+# --- value types: each inventory value is typed here, once, with a message saying what to write ---
+
+def _no_bool(value):
+    """Numbers refuse booleans (YAML reads an unquoted yes as true, which pydantic would take for 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {str(value).lower()}")
+    return value
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
+_UNIT = {None: 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+DURATION_HINT = "expected seconds: a number, or with a unit like 500ms, 30s, 5m, 1h"
+
+
+def _duration(value):
+    """Seconds from a number or a string with a unit ('30s', '5m')."""
+    value = _no_bool(value)
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value.strip())
+        if not m:
+            raise ValueError(DURATION_HINT)
+        return float(m.group(1)) * _UNIT[m.group(2)]
+    return value
+
+
+def _whole_seconds(value):
+    seconds = _duration(value)
+    if isinstance(seconds, float) and not seconds.is_integer():
+        raise ValueError("expected a whole number of seconds")
+    return int(seconds) if isinstance(seconds, float) else seconds
+
+
+_DURATION_PATTERN = r"^\d+(\.\d+)?\s*(ms|s|m|h)?$"
+_JSON_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "le": "maximum"}
+
+
+def _seconds(kind=float, **bounds):
+    """A duration in seconds (`kind` float or int) within `bounds` (gt, ge, le), in the file as 30, 30s, 5m..."""
+    number = {"type": "number" if kind is float else "integer", **{_JSON_BOUNDS[k]: v for k, v in bounds.items()}}
+    schema = {"anyOf": [number, {"type": "string", "pattern": _DURATION_PATTERN}]}
+    base = FiniteFloat if kind is float else int
+    return Annotated[base, Field(**bounds), BeforeValidator(_duration if kind is float else _whole_seconds), WithJsonSchema(schema)]
+
+
+def _int(**bounds):
+    """An integer within `bounds` (ge, le); booleans refused."""
+    return Annotated[int, Field(**bounds), BeforeValidator(_no_bool)]
+
+
+Port = _int(ge=1, le=65535)
+Status = _int(ge=100, le=599)
+
+
+def _matching(pattern: str, what: str):
+    """A string type that must match `pattern`, refused with `what` it should be."""
+    rx = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not rx.match(value):
+            raise ValueError(f"expected {what}")
+        return value
+
+    return Annotated[str, AfterValidator(check), WithJsonSchema({"type": "string", "pattern": pattern})]
+
+
+Text = Annotated[str, Field(min_length=1)]
+EnvVar = _matching(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name (letters, digits, _)")
+EnvName = _matching(ENV_NAME.pattern, "an environment name (lower-case letters, digits, - and _)")
+UrlPath = _matching(r"^/\S*$", "a URL path starting with /, without spaces")
+Region = _matching(r"^[a-z]{2,4}(-[a-z]+)+-[0-9]{1,2}$", "an AWS region name like eu-west-1")
+TableName = _matching(r"^[A-Za-z0-9_.-]{3,255}$", "a DynamoDB table name: 3-255 letters, digits, _ . -")
+QueueName = _matching(r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$", "an SQS queue name: up to 80 letters, digits, _ -")
+GroupName = _matching(r"^[^\x00-\x1f]{1,255}$", "an Auto Scaling group name (1-255 characters)")
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise ValueError("expected a URL whose port is a number from 1 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError("expected a URL with its scheme, like https://host or http://127.0.0.1:5055")
+    return value
+
+
+Url = Annotated[str, AfterValidator(_url), WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https?://"})]
+
+
+def _git_ref(value: str) -> str:
+    try:
+        return refs.validate(value)
+    except RefError as exc:
+        raise ValueError(str(exc)) from None
+
+
+GitRef = Annotated[str, AfterValidator(_git_ref), WithJsonSchema({"type": "string", "pattern": refs.REF_PATTERN})]
+Tags = dict[Text, str]
+
+_SIZE_JSON = r"^[0-9]+%?$"
+BatchSize = Annotated[Size, PlainValidator(sizes.batch), PlainSerializer(str), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": _SIZE_JSON}],
+     "description": "hosts per batch: a count (2) or a percentage of the selected hosts (25%)"})]
+FailureBudget = Annotated[Size, PlainValidator(sizes.failures), PlainSerializer(str), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE_JSON}],
+     "description": "hosts that may fail: a count (0) or a percentage of the selected hosts (10%)"})]
 
 
 class Model(BaseModel):
@@ -21,22 +136,22 @@ class Model(BaseModel):
 
 
 class Aws(Model):
-    region: str
-    endpoint_url: Optional[str] = None
-    profile: Optional[str] = None
+    region: Region
+    endpoint_url: Optional[Url] = None
+    profile: Optional[Text] = None
 
 
 class Instances(Model):
-    tags: dict[str, str] = Field(min_length=1)
+    tags: Tags = Field(min_length=1)
     address: ADDRESS_ATTRIBUTES = "PrivateIpAddress"
 
 
 class Bastion(Model):
-    host: Optional[str] = None
-    tags: Optional[dict[str, str]] = None
+    host: Optional[Text] = None
+    tags: Optional[Tags] = None
     address: ADDRESS_ATTRIBUTES = "PublicIpAddress"
-    port: int = 22
-    user: Optional[str] = None
+    port: Port = 22
+    user: Optional[Text] = None
 
     @model_validator(mode="after")
     def _one_way_to_find_it(self):
@@ -46,32 +161,32 @@ class Bastion(Model):
 
 
 class Ssh(Model):
-    user: str
+    user: Text
     key: Path
     known_hosts: Path
-    port: int = 22
-    connect_timeout: float = Field(10, gt=0)
-    parallel: int = Field(16, ge=1, le=256)
+    port: Port = 22
+    connect_timeout: _seconds(gt=0) = 10
+    parallel: _int(ge=1, le=256) = 16
 
 
 class Elb(Model):
     kind: Literal["elb"]
-    name: str
+    name: Text
 
 
 class Alb(Model):
     kind: Literal["alb"]
-    target_group: str
-    port: Optional[int] = None
+    target_group: Text
+    port: Optional[Port] = None
 
 
 class Haproxy(Model):
     kind: Literal["haproxy"]
-    backend: str
-    runtime_api: str
+    backend: Text
+    runtime_api: Text
     via: Literal["bastion", "local"] = "bastion"
-    drain_timeout: float = Field(30, ge=0)
-    healthy_timeout: float = Field(60, gt=0)
+    drain_timeout: _seconds(ge=0) = 30
+    healthy_timeout: _seconds(gt=0) = 60
 
 
 LoadBalancer = Annotated[Union[Elb, Alb, Haproxy], Field(discriminator="kind")]
@@ -79,8 +194,8 @@ LoadBalancer = Annotated[Union[Elb, Alb, Haproxy], Field(discriminator="kind")]
 
 class Reload(Model):
     signal: Optional[Literal["HUP", "USR2", "USR1"]] = None
-    pid_file: Optional[str] = None
-    command: Optional[str] = None
+    pid_file: Optional[Text] = None
+    command: Optional[Text] = None
 
     @model_validator(mode="after")
     def _signal_or_command(self):
@@ -93,27 +208,27 @@ class Reload(Model):
 
 class GitApp(Model):
     kind: Literal["git"] = "git"
-    repository: str
-    branch: str = "main"
-    path: str
-    install: Optional[str] = None
+    repository: Text
+    branch: GitRef = "main"
+    path: Text
+    install: Optional[Text] = None
     reload: Reload
-    workers: Optional[int] = Field(None, ge=1)
+    workers: Optional[_int(ge=1)] = None
 
 
 class FromEnv(Model):
     """A value read from the controller's environment when the rollout starts (never printed)."""
 
-    from_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    from_env: EnvVar
 
 
 class Registry(Model):
     """How the controller reaches the image's registry to resolve tags (and hosts to pull, with credentials)."""
 
-    url: Optional[str] = Field(None, pattern=r"^https?://[^\s/]+(/.*)?$")
+    url: Optional[Url] = None
     insecure: bool = False
-    credentials_env: Optional[str] = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: float = Field(10, gt=0)
+    credentials_env: Optional[EnvVar] = None
+    timeout: _seconds(gt=0) = 10
 
 
 _IMAGE = re.compile(r"^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
@@ -125,14 +240,14 @@ class ContainerApp(Model):
     tag: str = Field("latest", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
     name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     cli: Literal["docker", "podman"] = "docker"
-    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], Union[str, int, float, bool, FromEnv]] = {}
-    env_file: Optional[str] = None
+    env: dict[EnvVar, Union[str, int, float, bool, FromEnv]] = {}
+    env_file: Optional[Text] = None
     ports: list[Annotated[str, Field(pattern=r"^[0-9A-Za-z.:\[\]/-]+$")]] = []
-    volumes: list[str] = []
+    volumes: list[Text] = []
     options: list[str] = []
-    stop_timeout: int = Field(10, ge=0, le=3600)
+    stop_timeout: _seconds(int, ge=0, le=3600) = 10
     init: bool = True
-    digest_env: Optional[str] = Field("APP_VERSION", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    digest_env: Optional[EnvVar] = "APP_VERSION"
     registry: Registry = Registry()
 
     @field_validator("image")
@@ -157,77 +272,103 @@ App = Annotated[Union[GitApp, ContainerApp], Field(discriminator="kind"), Before
 
 
 class Health(Model):
-    port: int = Field(gt=0, lt=65536)
-    path: str = "/health"
-    status: int = 200
-    version_path: Optional[str] = "/version"
-    timeout: float = Field(60, gt=0)
-    interval: float = Field(0.05, gt=0)
+    port: Port
+    path: UrlPath = "/health"
+    status: Status = 200
+    version_path: Optional[UrlPath] = "/version"
+    timeout: _seconds(gt=0) = 60
+    interval: _seconds(gt=0) = 0.05
 
 
 class Smoke(Model):
-    url: str
-    status: int = 200
+    url: Url
+    status: Status = 200
     body: Optional[str] = None
-    timeout: float = Field(10, gt=0)
+    timeout: _seconds(gt=0) = 10
 
 
 class Alarms(Model):
-    names: list[str] = []
-    prefix: Optional[str] = None
+    names: list[Text] = []
+    prefix: Optional[Text] = None
 
 
 class Slack(Model):
-    channel: str
-    token_env: str = "SLACK_BOT_TOKEN"
-    api_url: Optional[str] = None
+    channel: Text
+    token_env: EnvVar = "SLACK_BOT_TOKEN"
+    api_url: Optional[Url] = None
 
 
 class Personal(Model):
     branch_pattern: str = r"remote-run/(?P<user>[^/]+)/.+"
-    tags: dict[str, str] = Field(min_length=1)
+    tags: Tags = Field(min_length=1)
     load_balancers: list[LoadBalancer] = []
-    autoscaling_group: Optional[str] = None
+    autoscaling_group: Optional[GroupName] = None
+
+    @field_validator("branch_pattern")
+    @classmethod
+    def _names_the_user(cls, pattern: str) -> str:
+        try:
+            rx = re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if "user" not in rx.groupindex:
+            raise ValueError("needs a named group (?P<user>...)")
+        return pattern
+
+    @field_validator("tags")
+    @classmethod
+    def _per_user(cls, tags: dict[str, str]) -> dict[str, str]:
+        if not any("{user}" in v for v in tags.values()):
+            raise ValueError("must contain {user} in a value, or every user would share the same instances")
+        return tags
 
 
 class Queue(Model):
-    name: str
-    dead_letter: str
-    secret_env: str = "ROLLOUT_QUEUE_SECRET"
-    visibility_timeout: int = Field(900, ge=5, le=43200)
+    name: QueueName
+    dead_letter: QueueName
+    secret_env: EnvVar = "ROLLOUT_QUEUE_SECRET"
+    visibility_timeout: _seconds(int, ge=5, le=43200) = 900
 
 
 class State(Model):
-    table: str = "rollout-state"
-    lock_ttl: float = Field(60, ge=10)
+    table: TableName = "rollout-state"
+    lock_ttl: _seconds(ge=10) = 60
 
 
 class Inventory(Model):
     """One environment: where its hosts are, how to reach them, how to update them."""
 
-    name: str = ""
+    name: SkipJsonSchema[str] = ""
     aws: Aws
     instances: Instances
     bastion: Bastion
     ssh: Ssh
     load_balancers: list[LoadBalancer] = []
-    autoscaling_group: Optional[str] = None
+    autoscaling_group: Optional[GroupName] = None
     app: App
     health: Health
-    batch: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "1"
-    max_failures: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)] = "0"
+    batch: BatchSize = Field(Size(1), json_schema_extra={"default": 1})
+    max_failures: FailureBudget = Field(Size(0), json_schema_extra={"default": 0})
     on_failure: Literal["rollback", "stop"] = "rollback"
     protected: bool = False
     unattended: bool = True
-    require_success_in: Optional[str] = None
+    require_success_in: Optional[EnvName] = None
     personal: Optional[Personal] = None
     queue: Optional[Queue] = None
-    user: Optional[str] = None
+    user: SkipJsonSchema[Optional[str]] = None
     state: State = State()
     smoke: list[Smoke] = []
-    post_deploy: list[str] = []
+    post_deploy: list[Text] = []
     alarms: Optional[Alarms] = None
     slack: Optional[Slack] = None
+
+
+def json_schema() -> str:
+    """The JSON Schema of an inventory file, generated from the models (docs/inventory.schema.json holds it)."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **Inventory.model_json_schema()}
+    schema["title"] = "rollout inventory"
+    schema["description"] = "One environment of rollout: inventories/ENV.yml. Generated by scripts/inventory-schema."
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def inventory_dir() -> Path:
@@ -243,8 +384,10 @@ def known_environments(directory: Path) -> list[str]:
 
 
 def load(env: str, directory: Optional[Path] = None) -> Inventory:
-    """Read and validate inventories/ENV.yml; raise ConfigError with one actionable line.
+    """Read and validate inventories/ENV.yml.
 
+    Raises ConfigError: one line for an unknown environment or a file that is not YAML;
+    an InventoryError listing every invalid value (each with its key and line) otherwise.
     `ENV@USER` is USER's personal copy of ENV (see rollout.personal).
     """
     directory = directory or inventory_dir()
@@ -258,22 +401,48 @@ def load(env: str, directory: Optional[Path] = None) -> Inventory:
         known = ", ".join(known_environments(directory)) or "none"
         raise ConfigError(f"unknown environment {env!r}: no {path}; known environments: {known}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data, source = yamlsource.read(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(data).__name__}")
+    inv, problems = validate(env, data, source)
+    if problems:
+        raise InventoryError(str(path), [f"{path}:{line}: {text}" if line else f"{path}: {text}" for line, text in problems])
+    return _resolve_paths(inv, path.parent)
+
+
+def validate(env: str, data: dict, source: yamlsource.Source) -> tuple[Optional[Inventory], list[tuple[Optional[int], str]]]:
+    """The inventory of `env` from its parsed file, and every problem found as (line, message), in file order."""
+    problems = []
     for internal in ("name", "user"):
         if internal in data:
-            raise ConfigError(f"{path}: unknown key '{internal}'; valid keys here: {', '.join(_valid_keys(()))}")
-    data = {**data, "name": env}
+            problems.append((source.line((internal,)), f"unknown key '{internal}'; valid keys here: {', '.join(_valid_keys(()))}"))
+    data = {k: v for k, v in data.items() if k not in ("name", "user")}
+    flagged = set()
+    for where, node in source.scalars():
+        trap = yamlsource.pitfall(node)
+        if trap:
+            flagged.add(id(node))
+            problems.append((node.start_mark.line + 1, f"'{'.'.join(map(str, where))}': {trap}"))
+    inv = None
     try:
-        inv = Inventory.model_validate(data)
+        inv = Inventory.model_validate({**data, "name": env})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_error(exc.errors()[0])}") from None
-    return _resolve_paths(inv, path.parent)
+        said = set()
+        for err in exc.errors():
+            path = _key_path(err["loc"])
+            node = source.node(path)
+            if path in said or id(node) in flagged:
+                continue
+            said.add(path)
+            problems.append((source.line(path), describe_error(err, yamlsource.hint(node))))
+    problems.sort(key=lambda p: p[0] or 0)
+    return (None if problems else inv), problems
 
 
 def personal_copy(inv: Inventory, user: str) -> Inventory:
@@ -282,7 +451,6 @@ def personal_copy(inv: Inventory, user: str) -> Inventory:
 
     if inv.personal is None:
         raise ConfigError(f"{inv.name} has no personal environments (no 'personal' section in its inventory)")
-    personal.validate_config(inv.personal.branch_pattern, inv.personal.tags)
     tags = personal.selector(inv.personal.tags, user)
     # Nothing shared carries over: not the balancers (the host would join shared traffic), nor
     # the group, smoke checks, alarms, release hooks or promotion rules.
@@ -308,10 +476,9 @@ def shared_selectors(directory: Optional[Path] = None) -> dict[str, dict[str, st
     return out
 
 
-def describe_error(err: dict) -> str:
-    """One line naming the key and what is expected, from a pydantic error."""
-    loc = [str(p) for p in err["loc"] if not _is_union_tag(p)]
-    key = ".".join(loc) or "(top level)"
+def describe_error(err: dict, hint: str = "") -> str:
+    """One line naming the key and what is expected, from a pydantic error; `hint` says how YAML read the value."""
+    key = ".".join(map(str, _key_path(err["loc"]))) or "(top level)"
     if err["type"] == "extra_forbidden":
         valid = ", ".join(_valid_keys(err["loc"][:-1]))
         return f"unknown key '{key}'; valid keys here: {valid}"
@@ -322,11 +489,21 @@ def describe_error(err: dict) -> str:
         return f"'{key}': unknown kind {err['input'].get('kind')!r}; expected one of {kinds}"
     if err["type"] == "union_tag_not_found":
         return f"'{key}': each load balancer needs 'kind' (elb, alb or haproxy)"
+    value = err.get("input")
+    if err["type"] == "string_type":
+        got = "nothing" if value is None else f"the boolean {str(value).lower()}" if isinstance(value, bool) else repr(value)
+        return f"'{key}': expected a string, got {got}" + (f"; {hint}" if hint else "")
     msg = err["msg"].removeprefix("Value error, ")
-    return f"'{key}': {msg} (got {err.get('input')!r})"
+    return f"'{key}': {msg} (got {value!r})" + (f"; {hint}" if hint and isinstance(value, bool) else "")
 
 
 _TAGGED = {"elb": Elb, "alb": Alb, "haproxy": Haproxy, "git": GitApp, "container": ContainerApp}
+_TYPE_LABELS = {"str", "int", "float", "bool", "FromEnv", "[key]"}
+
+
+def _key_path(loc) -> tuple:
+    """The keys and indices as the user wrote them: without pydantic's union tags and type labels."""
+    return tuple(p for p in loc if not _is_union_tag(p) and p not in _TYPE_LABELS and not str(p).startswith("function-"))
 
 
 def _is_union_tag(part) -> bool:

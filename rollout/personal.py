@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from rollout.errors import ConfigError, PreflightError, UsageError
+from rollout.errors import PreflightError, UsageError
 
 USER = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
@@ -49,14 +49,3 @@ def refuse_shared(instances, shared: dict[str, dict[str, str]], personal_env: st
     if claims:
         raise PreflightError(f"{personal_env} would deploy to instances of shared environments: {', '.join(claims[:5])};"
                              " personal tags must never select a shared environment's instances")
-
-
-def validate_config(pattern: str, tags: dict[str, str]) -> None:
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise ConfigError(f"personal.branch_pattern is not a valid regular expression: {exc}") from None
-    if "user" not in rx.groupindex:
-        raise ConfigError("personal.branch_pattern needs a named group (?P<user>...)")
-    if not any("{user}" in v for v in tags.values()):
-        raise ConfigError("personal.tags must contain {user} in a value, or every user would share the same instances")

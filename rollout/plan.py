@@ -5,12 +5,12 @@ Nothing here touches the network; every function takes facts and returns data.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from rollout.errors import UsageError
+from rollout.sizes import Size, batch_hosts
 
 #: Auto Scaling processes that could launch, terminate or rebalance instances mid-rollout.
 ASG_PROCESSES = (
@@ -85,27 +85,6 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
 
 
-def parse_batch(spec: str | int, total: int) -> int:
-    """Hosts per batch from '3' or '25%' (rounded down, at least 1, at most total)."""
-    text = str(spec).strip()
-    m = re.fullmatch(r"(\d+)(%?)", text)
-    if not m or int(m.group(1)) == 0 or (m.group(2) and int(m.group(1)) > 100):
-        raise UsageError(f"--batch={text!r} is not valid: give a positive count like 2 or a percentage like 25%")
-    value = int(m.group(1))
-    size = math.floor(total * value / 100) if m.group(2) else value
-    return max(1, min(size, max(total, 1)))
-
-
-def parse_max_failures(spec: str | int, total: int) -> int:
-    """Hosts that may fail before the rollout stops, from '2' or '10%' (rounded down)."""
-    text = str(spec).strip()
-    m = re.fullmatch(r"(\d+)(%?)", text)
-    if not m or (m.group(2) and int(m.group(1)) > 100):
-        raise UsageError(f"max_failures={text!r} is not valid: give a count like 0 or 2, or a percentage like 10%")
-    value = int(m.group(1))
-    return math.floor(total * value / 100) if m.group(2) else value
-
-
 def parse_host_filter(spec: Optional[str]) -> Optional[frozenset[str]]:
     """The --hosts value as a set of instance ids, names or addresses; None means all."""
     if spec is None or str(spec).strip() == "":
@@ -152,7 +131,7 @@ def build(
     ref: str,
     sha: str,
     hosts: list[Host],
-    batch: str | int,
+    batch: Size,
     balancers: tuple[BalancerFacts, ...],
     group: Optional[str],
     suspended_before: frozenset[str],
@@ -165,7 +144,7 @@ def build(
         raise ValueError(f"plan needs a full commit SHA or image digest, got {sha!r}")
     if not hosts:
         raise UsageError(f"no hosts to deploy to in {env}")
-    size = parse_batch(batch, len(hosts))
+    size = batch_hosts(batch, len(hosts))
     serving = len(hosts) if total_in_service is None else total_in_service
     batches = make_batches(hosts, size, serving)
     to_suspend = tuple(p for p in ASG_PROCESSES if p not in suspended_before) if group else ()

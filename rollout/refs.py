@@ -10,7 +10,8 @@ from rollout.errors import RefError
 
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 # What git itself accepts in a ref name (git check-ref-format), minus anything a shell cares about.
-_REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])$")
+REF_PATTERN = r"^(?!-)(?!.*\.\.)(?!.*@\{)(?!.*//)[A-Za-z0-9._/+-]+(?<![./])$"
+_REF = re.compile(REF_PATTERN)
 
 
 def validate(ref: str) -> str:

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ import yaml
 
 from rollout import inventory
 from rollout.errors import ConfigError
+from rollout.sizes import Size
 
 BASE = yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text())
 
@@ -54,3 +56,101 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     write(tmp_path, "bad", "aws:\n  region: [unclosed\n")
     with pytest.raises(ConfigError, match="line"):
         inventory.load("bad", tmp_path)
+
+
+def _text(tmp_path, name, edit):
+    """The sandbox inventory's text with `edit` (old, new) pairs applied, written as NAME.yml."""
+    text = (Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text()
+    for old, new in edit:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    return write(tmp_path, name, text)
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        ([("max_failures: 0", "max_failures: plenty")], r":\d+: 'max_failures': give a count like 0 or 2, or a percentage like 10% \(got 'plenty'\)"),
+        ([("max_failures: 0", "batch: lots")], r":\d+: 'batch': give a positive count"),
+        ([("max_failures: 0", "batch: 0")], r"'batch': give a positive count"),
+        ([("max_failures: 0", "batch: 150%")], r"'batch': give a positive count"),
+        ([("max_failures: 0", "batch: yes")], r"'batch': give a positive count .*got True"),
+        ([("endpoint_url: http://127.0.0.1:5055", "endpoint_url: 127.0.0.1:5055")], r"'aws.endpoint_url': expected a URL with its scheme"),
+        ([("endpoint_url: http://127.0.0.1:5055", "endpoint_url: http://127.0.0.1:99999")], r"'aws.endpoint_url': expected a URL whose port"),
+        ([("region: eu-west-1", 'region: "eu west 1/../x"')], r"'aws.region': expected an AWS region name like eu-west-1"),
+        ([("    Deployment: sandbox\n  address", "    Deployment: sandbox\n    Enabled: yes\n  address")],
+         r"'instances.tags.Enabled': expected a string, got the boolean true; YAML 1.1 reads an unquoted yes as a boolean; write \"yes\" in quotes"),
+        ([("    Deployment: sandbox\n  address", "    Deployment: sandbox\n    Mode: 0755\n  address")],
+         r"'instances.tags.Mode': 0755 is read by YAML 1.1 as the octal number 493; write 755 for the decimal number, or \"0755\""),
+        ([("  port: 14000", "  port: 014000")], r"'health.port': 014000 is read by YAML 1.1 as the octal number 6144"),
+        ([("  visibility_timeout: 10", "  visibility_timeout: 1:30")], r"'queue.visibility_timeout': 1:30 is read by YAML 1.1 as the base-60 number 90"),
+        ([("  timeout: 20", "  timeout: .inf")], r"'health.timeout': Input should be a finite number"),
+        ([("  timeout: 20", "  timeout: soon")], r"'health.timeout': expected seconds: a number, or with a unit like 500ms"),
+        ([("  timeout: 20", "  timeout: yes")], r"'health.timeout': expected a number, got the boolean true"),
+        ([("  path: /health\n", "  path: health\n")], r"'health.path': expected a URL path starting with /"),
+        ([("  - url: http://198.18.0.10:8080/health", "  - url: 198.18.0.10:8080/health")], r"'smoke.0.url': expected a URL with its scheme"),
+        ([("  table: rollout-state", "  table: ab")], r"'state.table': expected a DynamoDB table name"),
+        ([("  branch: main", "  branch: main..x")], r"'app.branch': ref 'main..x' is not a valid branch"),
+        ([("  channel: \"#deploys\"", "  channel: \"#deploys\"\n  token_env: SLACK TOKEN")], r"'slack.token_env': expected an environment variable name"),
+        ([('  branch_pattern: "remote-run/(?P<user>[^/]+)/.+"', '  branch_pattern: "remote-run/.+"')], r"'personal.branch_pattern': needs a named group"),
+        ([('    Deployment: "dev-{user}"', '    Deployment: "dev"')], r"'personal.tags': must contain \{user\}"),
+    ],
+)
+def test_each_bad_value_is_refused_when_the_inventory_loads_naming_key_file_and_line(tmp_path, edit, message):
+    _text(tmp_path, "bad", edit)
+    with pytest.raises(ConfigError, match=message) as exc:
+        inventory.load("bad", tmp_path)
+    assert str(exc.value).startswith(f"{tmp_path / 'bad.yml'}:")
+    assert "--batch" not in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_every_error_is_reported_in_one_pass_in_file_order(tmp_path):
+    _text(tmp_path, "bad", [("region: eu-west-1", "region: eu west 1"), ("max_failures: 0", "max_failures: plenty\nbatch: lots"),
+                             ("  port: 14000", "  port: http"), ("  lock_ttl: 10", "  lock_ttl: 1")])
+    with pytest.raises(inventory.InventoryError) as exc:
+        inventory.load("bad", tmp_path)
+    keys = ["'aws.region'", "'max_failures'", "'batch'", "'state.lock_ttl'", "'health.port'"]
+    problems = exc.value.problems
+    assert len(problems) == len(keys), problems
+    for problem, key in zip(problems, keys):
+        assert problem.startswith(f"{tmp_path / 'bad.yml'}:") and key in problem, problems
+    lines = [int(p.split(":")[1]) for p in problems]
+    assert lines == sorted(lines)
+    text = (tmp_path / "bad.yml").read_text().splitlines()
+    assert text[lines[0] - 1].strip() == "region: eu west 1"
+    assert str(exc.value).splitlines()[0] == f"{tmp_path / 'bad.yml'}: 5 errors:"
+
+
+def test_values_are_typed_once_when_loaded(tmp_path):
+    _text(tmp_path, "typed", [("max_failures: 0", "max_failures: 10%\nbatch: 25%"), ("  timeout: 20", "  timeout: 2m"),
+                              ("  lock_ttl: 10", "  lock_ttl: 90s"), ("  visibility_timeout: 10", "  visibility_timeout: 15m")])
+    inv = inventory.load("typed", tmp_path)
+    assert inv.batch == Size(25, percent=True) and inv.max_failures == Size(10, percent=True)
+    assert (inv.batch.of(8), inv.max_failures.of(25)) == (2, 2)
+    assert (inv.health.timeout, inv.state.lock_ttl, inv.queue.visibility_timeout) == (120.0, 90.0, 900)
+    plain = inventory.load("sandbox", Path(__file__).parents[2] / "inventories")
+    assert (plain.batch, plain.max_failures) == (Size(1), Size(0))
+
+
+def test_internal_keys_are_unknown_keys(tmp_path):
+    _text(tmp_path, "bad", [("max_failures: 0", "max_failures: 0\nname: other")])
+    with pytest.raises(ConfigError, match=r"bad.yml:\d+: unknown key 'name'; valid keys here: aws, instances"):
+        inventory.load("bad", tmp_path)
+
+
+def test_the_committed_json_schema_is_current():
+    """If this fails, run scripts/inventory-schema and commit docs/inventory.schema.json."""
+    committed = (Path(__file__).parents[2] / "docs" / "inventory.schema.json").read_text()
+    assert committed == inventory.json_schema()
+
+
+def test_the_json_schema_accepts_every_shipped_inventory_and_refuses_bad_values():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(inventory.json_schema())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in (Path(__file__).parents[2] / "inventories").glob("*.yml"):
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert not errors, (path, errors[0].message)
+    bad = {**BASE, "batch": "lots", "aws": {**BASE["aws"], "endpoint_url": "127.0.0.1:5055"}, "health": {**BASE["health"], "port": 0}}
+    assert len(list(validator.iter_errors(bad))) == 3

@@ -1,6 +1,6 @@
 import pytest
 
-from rollout import plan
+from rollout import plan, sizes
 from rollout.errors import UsageError
 from rollout.plan import BalancerFacts, Host
 
@@ -16,41 +16,41 @@ def hosts(n):
     [("1", 4, 1), ("2", 4, 2), ("10", 4, 4), ("25%", 4, 1), ("50%", 4, 2), ("10%", 100, 10), ("1%", 4, 1), ("100%", 3, 3), (3, 10, 3)],
 )
 def test_batch_size_from_count_or_percentage(spec, total, size):
-    assert plan.parse_batch(spec, total) == size
+    assert sizes.batch_hosts(sizes.batch_flag(spec), total) == size
 
 
 @pytest.mark.parametrize("spec", ["0", "-1", "abc", "150%", "1.5", "", "2 ; rm -rf /"])
 def test_malformed_batch_is_a_usage_error(spec):
     with pytest.raises(UsageError, match="--batch"):
-        plan.parse_batch(spec, 4)
+        sizes.batch_flag(spec)
 
 
 def test_batches_cover_every_host_once_in_order_with_capacity():
-    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(5), batch="2", balancers=(), group=None, suspended_before=frozenset())
+    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(5), batch=sizes.Size(2), balancers=(), group=None, suspended_before=frozenset())
     assert [[h.name for h in b.hosts] for b in p.batches] == [["h001", "h002"], ["h003", "h004"], ["h005"]]
     assert [b.in_service for b in p.batches] == [3, 3, 4]
 
 
 def test_processes_suspended_by_someone_else_are_not_ours_to_suspend_or_resume():
-    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(2), batch="1", balancers=(), group="asg",
+    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(2), batch=sizes.Size(1), balancers=(), group="asg",
                    suspended_before=frozenset({"AZRebalance", "Terminate"}))
     assert "AZRebalance" not in p.to_suspend and "Terminate" not in p.to_suspend
     assert set(p.to_suspend) == set(plan.ASG_PROCESSES) - {"AZRebalance", "Terminate"}
 
 
 def test_no_group_means_nothing_to_suspend():
-    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(2), batch="1", balancers=(), group=None, suspended_before=frozenset())
+    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(2), batch=sizes.Size(1), balancers=(), group=None, suspended_before=frozenset())
     assert p.to_suspend == ()
 
 
 def test_plan_refuses_anything_but_a_full_sha():
     with pytest.raises(ValueError):
-        plan.build(env="e", ref="main", sha="main", hosts=hosts(1), batch="1", balancers=(), group=None, suspended_before=frozenset())
+        plan.build(env="e", ref="main", sha="main", hosts=hosts(1), batch=sizes.Size(1), balancers=(), group=None, suspended_before=frozenset())
 
 
 def test_estimate_uses_slowest_drain_and_health_per_batch():
     lbs = (BalancerFacts("elb", "a", 5, 10), BalancerFacts("alb", "b", 30, 4))
-    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(4), batch="2", balancers=lbs, group=None, suspended_before=frozenset())
+    p = plan.build(env="e", ref="main", sha=SHA, hosts=hosts(4), batch=sizes.Size(2), balancers=lbs, group=None, suspended_before=frozenset())
     assert p.estimate_seconds == 2 * (30 + 2.0 + 10)
 
 
