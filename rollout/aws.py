@@ -11,12 +11,14 @@ from typing import Callable, Optional
 import boto3
 import botocore
 import botocore.exceptions
+import botocore.parsers
 import botocore.session
 from botocore.config import Config
 from botocore.paginate import Paginator
 from botocore.waiter import Waiter, create_waiter_with_client
 
 from rollout.errors import AwsAccessError, ConfigError
+from rollout import awserrors
 from rollout.retry import aws_retrying
 
 # botocore's own retries are off: every retry goes through tenacity (rollout.retry), so it
@@ -51,6 +53,7 @@ class Aws:
             self.session = boto3.Session(botocore_session=self._botocore, profile_name=profile, region_name=region)
         except botocore.exceptions.ProfileNotFound:
             raise AwsAccessError(f"AWS profile {profile!r} not found; create it (aws configure --profile {profile}) or remove aws.profile") from None
+        self._principal: Optional[str] = None
         self.calls = 0
         self.calls_by_operation: dict[str, int] = {}
         self._clients: dict[str, object] = {}
@@ -72,7 +75,7 @@ class Aws:
         with self._lock:
             if service not in self._clients:
                 raw = self.session.client(service, endpoint_url=self.endpoint_url, config=_NO_RETRIES)
-                self._clients[service] = RetryingClient(raw, self._botocore, sleep=self._sleep)
+                self._clients[service] = RetryingClient(raw, self._botocore, sleep=self._sleep, whoami=self.principal)
             return self._clients[service]
 
     def require_credentials(self) -> None:
@@ -81,6 +84,16 @@ class Aws:
             raise AwsAccessError(
                 "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or aws.profile in the inventory"
             )
+
+    def principal(self) -> str:
+        """The caller's ARN, for error messages; 'these credentials' if even that cannot be read."""
+        if self._principal is None:
+            try:
+                raw = self.session.client("sts", endpoint_url=self.endpoint_url, config=_NO_RETRIES)
+                self._principal = raw.get_caller_identity()["Arn"]
+            except Exception:  # noqa: BLE001 - only names the caller in a message about another failure
+                return "these credentials"
+        return self._principal
 
     def check_access(self) -> str:
         """Confirm credentials exist and the endpoint answers; return the caller's ARN."""
@@ -111,10 +124,12 @@ class RetryingClient:
     is the wrapped client's own attribute.
     """
 
-    def __init__(self, client, botocore_session: botocore.session.Session, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, client, botocore_session: botocore.session.Session, sleep: Callable[[float], None] = time.sleep,
+                 whoami: Callable[[], str] = lambda: "these credentials"):
         self._client = client
         self._botocore = botocore_session
         self._sleep = sleep
+        self._whoami = whoami
         self._methods: dict[str, Callable] = {}
         self._service = client.meta.service_model.service_name
 
@@ -129,10 +144,32 @@ class RetryingClient:
         return self._methods[name]
 
     def _retried(self, method: Callable, operation: str) -> Callable:
-        """`method` called through a fresh aws_retrying() strategy on every call."""
+        """`method` called through a fresh aws_retrying() strategy on every call.
+
+        An IAM denial, an endpoint that is not AWS, or one that cannot be reached (after the
+        retries) becomes AwsAccessError naming the action or the endpoint.
+        """
+        endpoint = self._client.meta.endpoint_url
+        action = awserrors.action_name(self._client.meta.service_model.signing_name, operation.split(".", 1)[1])
 
         def call(*args, **kwargs):
-            return aws_retrying(sleep=self._sleep, operation=operation)(method, *args, **kwargs)
+            try:
+                response = aws_retrying(sleep=self._sleep, operation=operation)(method, *args, **kwargs)
+            except botocore.exceptions.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                line = (awserrors.denial(exc.response, action, self._whoami)
+                        or awserrors.not_aws(exc.response.get("ResponseMetadata", {}), endpoint, operation, code))
+                if line is None:
+                    raise
+                raise AwsAccessError(line) from None
+            except (botocore.parsers.ResponseParserError, KeyError):  # KeyError: botocore reading a body that is not AWS XML
+                raise AwsAccessError(awserrors.unparsable(endpoint, operation)) from None
+            except awserrors.UNREACHABLE as exc:
+                raise AwsAccessError(awserrors.unreachable(exc, endpoint, operation)) from None
+            line = awserrors.not_aws(response.get("ResponseMetadata", {}), endpoint, operation)
+            if line:
+                raise AwsAccessError(line)
+            return response
 
         call.__name__ = method.__name__
         call.__doc__ = method.__doc__
@@ -163,8 +200,6 @@ def translate(doing: str):
         yield
     except botocore.exceptions.NoCredentialsError:
         raise AwsAccessError(f"{doing}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
-    except botocore.exceptions.EndpointConnectionError as exc:
-        raise AwsAccessError(f"{doing}: cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url')}; check aws.endpoint_url and the network") from None
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException", "AuthFailure"):
