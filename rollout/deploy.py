@@ -19,8 +19,7 @@ from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles
 from rollout.runner import Policy, Runner
 from rollout.sizes import Size
-from rollout.store import Conflict, Store, open_store
-from rollout.waiting import WaitTimeout, poll
+from rollout.store import Store, open_store
 
 log = logging.getLogger("rollout.deploy")
 
@@ -48,10 +47,10 @@ def refuse_if_busy(store: Store, env_name: str) -> None:
     # The journal before the lock: a run takes the lock first and releases it last, so a
     # run seen unfinished here without a lock holder is dead or has just finished, which
     # refuse_if_unfinished reads again to tell.
-    active = journals.unfinished(store)
+    active = journals.chain(store) or ()
     holder = locks.holder(store)
     if holder:
-        hint = (f"if its controller died, restore the fleet with: fab recover --env={env_name}" if active == holder.get("run_id")
+        hint = (f"if its controller died, restore the fleet with: fab recover --env={env_name}" if holder.get("run_id") in active
                 else f"wait for it, or if it is dead: fab unlock --env={env_name} --force")
         raise LockHeld(f"another rollout holds the lock: {locks.describe(holder)}; {hint}")
     journals.refuse_if_unfinished(store, env_name)
@@ -159,36 +158,41 @@ def _read_balancers(env: Environment, balancers: list) -> tuple:
     return facts, members, env.group.suspended() if env.group else frozenset()
 
 
-def _run(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *, targets=None, take_over=None) -> Report:
-    """Take the lock, run the plan with journal and pause checks, record history, release the lock."""
+def _run(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *,
+         lock: Optional[locks.Lock] = None, report: Optional[Report] = None, recovering=None, out_of_service=frozenset(),
+         stop: Optional[StopRequest] = None) -> Report:
+    """Take the lock (unless given, held), run the plan with journal and pause checks, record history, release the lock."""
     inv = env.inventory
-    run_id = journals.new_run_id()
-    report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=run_id)
+    if report is None:
+        report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=journals.new_run_id())
+    run_id = report.run_id
     policy = Policy(on_failure=inv.on_failure, max_failures=inv.max_failures.of(len(plan.hosts)))
-    lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
-    lock.acquire(take_over=take_over)
-    stop = StopRequest()
+    if lock is None:
+        lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
+        lock.acquire()
+    stop = stop or StopRequest()
 
     def paused() -> Optional[str]:
-        if targets:  # a recovery restores the fleet: a pause does not stop it
+        if recovering:  # a recovery restores the fleet: a pause does not stop it
             return None
         item = pauses.current(store)
         return pauses.describe(item) if item else None
 
     try:
-        output.line(f"run {run_id}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts of {inv.name}"
-                    f" in {len(plan.batches)} batches")
-        with stop.handling_signals():
-            Runner(env, plan, output, report, policy=policy, journal=journals.Journal(store, run_id), lock=lock,
-                   paused=paused, stop=stop, targets=targets).run()
+        output.line(f"run {run_id}: {'recovering' if recovering else 'deploying'} {short(plan.sha)} ({plan.ref}) to"
+                    f" {len(plan.hosts)} hosts of {inv.name} in {len(plan.batches)} batches")
+        journal = journals.Journal(store, run_id, fence=run_id, joins=recovering.chain if recovering else None)
+        with stop.handling_signals(restoring=recovering is not None):
+            Runner(env, plan, output, report, policy=policy, journal=journal, lock=lock, paused=paused, stop=stop,
+                   recovering=recovering, out_of_service=out_of_service).run()
         return report
     finally:
-        lock.release()
-        if report.ended:
+        if report.ended and report.result != journals.Result.LOST_LOCK:
             try:
-                journals.record_run(store, report)
+                journals.record_run(store, report, fence=run_id)
             except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
                 log.error("could not record run %s in the history: %s", run_id, exc)
+        lock.release()
         output.summary(report)
         files.write(report)
 
@@ -215,72 +219,84 @@ def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, ho
 
 
 def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles = ReportFiles()) -> Optional[Report]:
-    """Restore the fleet after a run that did not finish: resume, re-enable, roll touched hosts back, unlock."""
+    """Restore the fleet after a run that did not finish, as a recovery run of its own; return its report.
+
+    The lock comes first: a recover that does not get it changes nothing and exits 10. Once it
+    is held the state is read again, so a run that finished meanwhile is never recovered. The
+    recovery reads the unfinished run and every recovery chained to it, joins the chain, and
+    closes it only once every host, process and alarm is restored; no signal stops it.
+    """
     env = Environment(inv)
     try:
         env.app  # the app's secrets: without them no host could be restored, so fail before changing anything
         store = Store(env.aws, inv.state.table, inv.name)
         env.aws.check_access()
         store.check()
-        dead = journals.unfinished(store)
-        if dead is None:
+        chain = journals.chain(store)
+        if chain is None:
             held = locks.holder(store)
             output.line(f"{inv.name}: no unfinished run" + (f"; the lock is held by {locks.describe(held)}" if held else "; nothing to recover"))
             return None
-        _wait_for_silence(store, dead, inv.state.lock_ttl, force, output)
-        a = recovery.assess(dead, journals.records(store, dead))
-        output.line(f"recovering run {dead} ({a.direction}, last step: {a.last_step}): "
-                    f"{len(a.targets)} host(s) to restore, processes to resume: {', '.join(a.resume) or 'none'}")
-        all_hosts = env.discover()
-        hosts = [h for h in all_hosts if h.instance_id in a.targets]
-        facts = tuple(lb.facts() for lb in env.balancers)
-        if hosts:
-            # Everything that can fail without changing anything comes first: until the dead
-            # run's journal is closed below, running recover again starts over from it.
-            hosts = current_versions(env, hosts, frozenset(a.targets.values()), "recover")
-        if a.resume and a.group:
-            group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)
-            group.resume(a.resume)
-            output.line(f"resumed {', '.join(a.resume)} on {a.group}")
-        if a.alarms and env.alarms is not None:
-            env.alarms.enable(list(a.alarms))
-            output.line(f"re-enabled actions of {len(a.alarms)} alarms")
-        dead_journal = journals.Journal(store, dead)
-        dead_journal.seq = len(journals.records(store, dead))
-        dead_journal.finish("recovered")
-        if not a.targets:
-            _release_dead_lock(store, dead)
-            output.line("no host was taken out of service; the fleet is as it was")
-            return None
-        plan = planning.build(
-            env=inv.name, ref=f"recover {dead}", sha=a.version, hosts=hosts, batch=Size(a.batch_size),
-            balancers=facts, group=env.group.name if env.group else None,
-            suspended_before=env.group.suspended() if env.group else frozenset(), app_steps=env.app.steps,
-        )
-        return _run(env, store, plan, output, files, targets=a.targets, take_over=dead)
+        report = Report(env=inv.name, ref=f"recover {chain[0]}", sha="", run_id=journals.new_run_id())
+        lock = locks.Lock(store, report.run_id, report.who, report.ref, ttl=inv.state.lock_ttl)
+        locks.acquire_for_recovery(lock, force=force, say=output.line)
+        stop = StopRequest()
+        handed = False
+        try:
+            with stop.handling_signals(restoring=True):
+                chain = journals.chain(store)  # again: what we waited for may have finished it
+                if chain is None:
+                    output.line(f"{inv.name}: the unfinished run was closed while we waited for the lock; nothing to recover")
+                    return None
+                a = recovery.assess([(run, journals.records(store, run)) for run in chain])
+                output.line(f"recovering run {a.run_id} ({a.direction}, last step: {a.last_step}"
+                            + (f"; recoveries interrupted since: {', '.join(a.chain[1:])}" if len(a.chain) > 1 else "")
+                            + f"): {len(a.targets)} host(s) to restore, processes to resume: {', '.join(a.resume) or 'none'}")
+                hosts = [h for h in env.discover() if h.instance_id in a.targets]
+                if not hosts:
+                    _recover_without_hosts(env, store, lock, report, a, output)
+                    return None
+                members = [lb.members() for lb in env.balancers]
+                out = frozenset(recovery.out_of_service([h.instance_id for h in hosts], members))
+                facts = tuple(lb.facts() for lb in env.balancers)
+                # Reading and fetching changes nothing: a failure here leaves the chain as it was.
+                by_id = {h.instance_id: h for h in current_versions(env, hosts, frozenset(a.targets.values()), "recover")}
+                hosts = [by_id[i] for i in recovery.order([h.instance_id for h in hosts], out)]
+                plan = planning.build(
+                    env=inv.name, ref=report.ref, sha=a.version, hosts=hosts, batch=Size(a.batch_size),
+                    balancers=facts, group=env.group.name if env.group else None,
+                    suspended_before=env.group.suspended() if env.group else frozenset(), app_steps=env.app.steps,
+                )
+                report.sha = plan.sha
+                if out:
+                    output.line(f"out of service now, restored first: {', '.join(by_id[i].label for i in sorted(out))}")
+                handed = True
+                return _run(env, store, plan, output, files, lock=lock, report=report, recovering=a, out_of_service=out, stop=stop)
+        finally:
+            if not handed:
+                lock.release()
     finally:
         env.close()
 
 
-def _wait_for_silence(store: Store, dead: str, ttl: float, force: bool, output) -> None:
-    """A crashed run's lock expires within its ttl; a live run keeps renewing it."""
-    held = locks.holder(store)
-    if not held or held.get("run_id") != dead or force:
-        return
-    output.line(f"run {dead} still holds the lock; waiting up to {ttl:g}s for it to expire (a live rollout keeps renewing it)")
-    try:
-        poll(lambda: locks.holder(store), lambda h: not h or h.get("run_id") != dead, timeout=ttl + 5, interval=1, max_interval=2,
-             what="waiting for the dead run's lock to expire")
-    except WaitTimeout:
-        raise LockHeld(f"run {dead} is still renewing its lock: it is alive. Stop it first, or if you are sure it is dead:"
-                       f" fab recover --env=ENV --force") from None
-
-
-def _release_dead_lock(store: Store, dead: str) -> None:
-    try:
-        store.delete("lock", condition="run_id = :run", params={"run": dead})
-    except Conflict:
-        pass  # already gone, or taken over by a live run: not ours to remove
+def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, report: Report, a: recovery.Assessment, output) -> None:
+    """Close a chain that took no host out of service: resume its processes, re-enable its alarms."""
+    journal = journals.Journal(store, report.run_id, fence=report.run_id, joins=a.chain)
+    journal.begin({"run_id": report.run_id, "ref": report.ref, "direction": "recover", "who": report.who,
+                   "batch_size": a.batch_size, "hosts": [], "recovering": list(a.chain), "decided": {}})
+    if a.resume and a.group:
+        group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)
+        lock.fence()
+        group.resume(a.resume)
+        journal.write(journals.Kind.RESUMED, {"group": a.group, "processes": list(a.resume)})
+        output.line(f"resumed {', '.join(a.resume)} on {a.group}")
+    if a.alarms and env.alarms is not None:
+        lock.fence()
+        env.alarms.enable(list(a.alarms))
+        journal.write(journals.Kind.ALARMS_ENABLED, {"names": list(a.alarms)})
+        output.line(f"re-enabled actions of {len(a.alarms)} alarms")
+    journal.finish(journals.Result.RECOVERED)
+    output.line("no host was taken out of service; the fleet is as it was")
 
 
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:

@@ -76,6 +76,10 @@ class LockHeld(RolloutError):
     exit_code = 10
 
 
+class LockLost(LockHeld):
+    """This run lost the environment's lock (another actor took it over); it changed nothing more."""
+
+
 class Paused(RolloutError):
     """The environment is paused, or the rollout stopped because it was paused."""
 

@@ -24,11 +24,18 @@ class StopRequest:
         self._event.set()
 
     @contextmanager
-    def handling_signals(self):
-        """While inside, SIGINT and SIGTERM request a stop; a second one is ignored with a message."""
+    def handling_signals(self, restoring: bool = False):
+        """While inside, SIGINT and SIGTERM request a stop; a second one is ignored with a message.
+
+        `restoring` (a recovery): every one is ignored, since stopping would leave hosts out.
+        """
 
         def handler(signum, frame):
             name = signal.Signals(signum).name
+            if restoring:
+                print(f"rollout: {name} ignored: a recovery finishes restoring the fleet (if it is killed,"
+                      f" the next fab recover takes over where it was)", file=sys.stderr, flush=True)
+                return
             if self.requested:
                 print(f"rollout: {name} ignored: already stopping, restoring the fleet", file=sys.stderr, flush=True)
                 return

@@ -1,5 +1,10 @@
 """The journal: every state change of a run, written before the next step, so a crash can be undone.
 
+Every write is conditional on the writing run still holding the lock (a transaction with a
+check of the lock item), and a record is never overwritten: a run that lost its lock writes
+nothing more. The `active` item names the unfinished run and the recoveries that have
+worked on it since (its chain); it is deleted only when the fleet is restored.
+
 Also the history of finished runs, which `history` and `rollback` read.
 """
 
@@ -7,43 +12,125 @@ from __future__ import annotations
 
 import time
 import uuid
+from enum import StrEnum
 from typing import Optional
 
-from rollout.errors import RecoveryNeeded
+from rollout.errors import LockLost, RecoveryNeeded
 from rollout.store import Conflict, Store
+
+
+class Kind(StrEnum):
+    """The kinds of journal record: the runner writes them, `recovery.assess` reads them."""
+
+    START = "start"
+    SUSPENDED = "suspended"
+    ALARMS_DISABLED = "alarms_disabled"
+    DEREGISTERED = "deregistered"
+    REGISTERED = "registered"
+    RESTORED = "restored"
+    ALARMS_ENABLED = "alarms_enabled"
+    RESUMED = "resumed"
+    STOPPED = "stopped"
+    END = "end"
+
+
+class Result(StrEnum):
+    """How a run ended, in reports, `end` records and the history."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    INTERRUPTED = "interrupted"
+    PAUSED = "paused"
+    RECOVERED = "recovered"
+    LOST_LOCK = "lost_lock"
 
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
 
 
-class Journal:
-    """Appends the records of one run; `begin` marks the environment as having an unfinished run."""
+def _key(run_id: str, seq: int) -> str:
+    return f"journal#{run_id}#{seq:06d}"
 
-    def __init__(self, store: Store, run_id: str):
+
+class Journal:
+    """Appends the records of one run, fenced by the lock of run `fence` (normally itself).
+
+    `joins` (the chain of an unfinished run) makes this run a recovery: `begin` adds it to
+    the chain instead of opening a new one, and `finish` closes the whole chain.
+    """
+
+    def __init__(self, store: Store, run_id: str, fence: Optional[str] = None, joins: Optional[tuple[str, ...]] = None):
         self.store = store
         self.run_id = run_id
+        self.fence = fence
+        self.joins = joins
         self.seq = 0
 
-    def begin(self, data: dict) -> None:
+    def _write(self, *ops) -> None:
         try:
-            self.store.put("active", {"run_id": self.run_id, "since": time.time()}, condition="attribute_not_exists(pk)")
+            self.store.transact(("run_id", self.fence) if self.fence else None, *ops)
         except Conflict as exc:
-            if exc.item and exc.item.get("run_id") == self.run_id:
-                self.write("start", data)  # a retried write whose first attempt had succeeded
-                return
-            raise RecoveryNeeded(
-                f"run {exc.item.get('run_id') if exc.item else '?'} did not finish; restore the fleet first with: fab recover --env=ENV"
-            ) from None
-        self.write("start", data)
+            if self.fence and (exc.item is None or exc.item.get("run_id") != self.fence):
+                held = f"run {exc.item.get('run_id')} of {exc.item.get('who')}" if exc.item else "nobody (it was removed)"
+                raise LockLost(f"this run lost the deploy lock to {held}; it changed nothing more") from None
+            raise
 
-    def write(self, kind: str, data: dict) -> None:
+    def _record(self, kind: Kind, data: dict) -> tuple:
         self.seq += 1
-        self.store.put(f"journal#{self.run_id}#{self.seq:06d}", {"type": kind, "data": data, "at": time.time()})
+        return ("put", _key(self.run_id, self.seq), {"type": Kind(kind).value, "data": data, "at": time.time()},
+                "attribute_not_exists(sk)", None)
 
-    def finish(self, result: str) -> None:
-        self.write("end", {"result": result})
-        self.store.delete("active", condition="run_id = :run", params={"run": self.run_id})
+    def begin(self, data: dict) -> None:
+        """Open the run (or join the chain being recovered) and write its `start` record."""
+        start = self._record(Kind.START, data)
+        if self.joins:
+            first, *rest = self.joins
+            active = ("put", "active", {"run_id": first, "since": time.time(), "data": {"recoveries": [*rest, self.run_id]}},
+                      "run_id = :first", {"first": first})
+        else:
+            active = ("put", "active", {"run_id": self.run_id, "since": time.time(), "data": {"recoveries": []}},
+                      "attribute_not_exists(pk)", None)
+        try:
+            self._write(active, start)
+        except Conflict:
+            if (item := self.store.get(_key(self.run_id, 1))) is not None and item.get("type") == Kind.START:
+                return  # a retried write whose first attempt had succeeded
+            if self.joins:
+                raise RecoveryNeeded(f"run {self.joins[0]} is no longer the unfinished run; run fab recover again") from None
+            run = unfinished(self.store)
+            raise RecoveryNeeded(f"run {run or '?'} did not finish; restore the fleet first with: fab recover --env=ENV") from None
+
+    def write(self, kind: Kind, data: dict) -> None:
+        record = self._record(kind, data)
+        try:
+            self._write(record)
+        except Conflict:
+            if self.store.get(record[1]) is None:
+                raise
+            # a retried write whose first attempt had succeeded
+
+    def finish(self, result: Result) -> None:
+        """Write `end` and close the run, or, for a recovery, every run of its chain."""
+        ops = [self._record(Kind.END, {"result": Result(result).value})]
+        first = self.joins[0] if self.joins else self.run_id
+        if self.joins:
+            seq = len(records(self.store, first)) + 1
+            ops.append(("put", _key(first, seq), {"type": Kind.END.value, "at": time.time(),
+                                                  "data": {"result": Result.RECOVERED.value, "by": self.run_id}},
+                        "attribute_not_exists(sk)", None))
+        ops.append(("delete", "active", "run_id = :run", {"run": first}))
+        self._write(*ops)
+
+
+def chain(store: Store) -> Optional[tuple[str, ...]]:
+    """The unfinished run followed by the recoveries that worked on it, in order; None if there is none."""
+    item = store.get("active")
+    if not item:
+        return None
+    return (item["run_id"], *((item.get("data") or {}).get("recoveries") or ()))
 
 
 def unfinished(store: Store) -> Optional[str]:
@@ -62,18 +149,17 @@ def records(store: Store, run_id: str) -> list[dict]:
     return store.query(f"journal#{run_id}#")
 
 
-def record_run(store: Store, report) -> None:
-    """Add a finished run to the history."""
-    store.put(f"run#{report.started}#{report.run_id}", {
-        "data": {"run_id": report.run_id, "who": report.who, "ref": report.ref, "sha": report.sha, "started": report.started,
-                 "ended": report.ended, "result": report.result, "exit_code": report.exit_code,
-                 "hosts": [h.instance_id for h in report.hosts]},
-    })
+def record_run(store: Store, report, fence: Optional[str] = None) -> None:
+    """Add a finished run to the history (only while run `fence` holds the lock, if given)."""
+    entry = {"data": {"run_id": report.run_id, "who": report.who, "ref": report.ref, "sha": report.sha, "started": report.started,
+                      "ended": report.ended, "result": str(report.result), "exit_code": report.exit_code,
+                      "hosts": [h.instance_id for h in report.hosts]}}
+    store.transact(("run_id", fence) if fence else None, ("put", f"run#{report.started}#{report.run_id}", entry, None, None))
 
 
 def succeeded_with(runs: list[dict], sha: str) -> bool:
     """Whether any of `runs` (history entries) deployed `sha` successfully."""
-    return any(r.get("sha") == sha and r.get("result") == "succeeded" for r in runs)
+    return any(r.get("sha") == sha and r.get("result") == Result.SUCCEEDED for r in runs)
 
 
 def history(store: Store, limit: int = 20) -> list[dict]:

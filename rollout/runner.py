@@ -16,11 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rollout import failpoints, health
+from rollout import failpoints, health, recovery as recoveries
 from rollout.apps import tail
 from rollout.health import short
-from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, Paused, RolledBack, RolloutError, StepError
+from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, LockLost, Paused, RolledBack, RolloutError, StepError
 from rollout.interrupts import StopRequest
+from rollout.journal import Kind, Result
 from rollout.plan import Host, Plan
 from rollout.report import HostRecord, Report, StepRecord, now_iso
 from rollout.ssh import Gate
@@ -50,11 +51,18 @@ class BatchResult:
 
 
 class Runner:
-    """Runs one planned rollout against one environment's adapters."""
+    """Runs one planned rollout against one environment's adapters.
+
+    With `recovering` (an Assessment), the run is a recovery: it returns the assessed hosts to
+    their decided versions, those already out of service first, and restores the processes
+    and alarm actions of the whole chain; no signal or pause stops it, and its journal joins
+    the chain, which it closes only once everything is restored.
+    """
 
     def __init__(self, env, plan: Plan, output, report: Report, *, policy: Optional[Policy] = None,
                  journal=None, lock=None, paused: Callable[[], Optional[str]] = lambda: None,
-                 stop: Optional[StopRequest] = None, targets: Optional[dict[str, str]] = None):
+                 stop: Optional[StopRequest] = None, recovering: Optional[recoveries.Assessment] = None,
+                 out_of_service: frozenset[str] = frozenset()):
         self.env = env
         self.inv = env.inventory
         self.plan = plan
@@ -65,10 +73,13 @@ class Runner:
         self.lock = lock
         self.paused = paused
         self.stop = stop or StopRequest()
-        self.targets = targets or {}
+        self.recovering = recovering
+        self.targets = recovering.targets if recovering else {}
+        self.out_of_service = out_of_service
         self.size = len(plan.batches[0].hosts) if plan.batches else 1
-        self.suspended_by_us: tuple[str, ...] = ()
-        self.alarms_disabled: list[str] = []
+        # A recovery restores, besides its own, what the runs it recovers left suspended or disabled.
+        self.suspended_by_us: tuple[str, ...] = recovering.resume if recovering else ()
+        self.alarms_disabled: list[str] = list(recovering.alarms) if recovering else []
         self.failures = 0
         self.batch_no = 0
         self._slack_head = ""
@@ -84,53 +95,69 @@ class Runner:
         report.hosts = [HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version)
                         for b in plan.batches for h in b.hosts]
         t0 = time.monotonic()
-        self._journal("start", {
+        start = {
             "run_id": report.run_id, "ref": plan.ref, "sha": plan.sha, "batch_size": self.size, "who": report.who,
-            "direction": "recover" if self.targets else "deploy",
+            "direction": "recover" if self.recovering else "deploy",
             "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
                        "target": self.target(h)} for h in plan.hosts],
-        }, begin=True)
+        }
+        if self.recovering:
+            start.update(recovering=list(self.recovering.chain), decided=self.targets)
+        self._journal(Kind.START, start, begin=True)
         self._slack_head = (f":rocket: {self.inv.name}: deploying {short(plan.sha)} ({plan.ref}) to {len(plan.hosts)} hosts"
                             f" in batches of {self.size} — {report.who}")
         self.env.slack.start(self._slack_head)
         error: Optional[RolloutError] = None
+        restore_error: Optional[RolloutError] = None
         try:
             self._suspend()
             error = self._forward()
             if error is None:
                 self._smoke()
-                report.result = "succeeded"
+                report.result = Result.RECOVERED if self.recovering else Result.SUCCEEDED
+        except LockLost as exc:
+            report.result, error = Result.LOST_LOCK, exc
         except RolloutError as exc:
-            report.result = "failed"
+            report.result = Result.FAILED
             error = exc
         except KeyboardInterrupt:
-            report.result = "interrupted"
+            report.result = Result.INTERRUPTED
             error = Interrupted("interrupted during a step; see the summary for hosts that may be out of the load balancers")
         finally:
-            restore_error = self._restore()
-            if restore_error and error is None:
-                report.result, error = "failed", restore_error
+            # A run that lost its lock changes nothing more: the new holder restores the fleet.
+            if not isinstance(error, LockLost):
+                try:
+                    restore_error = self._restore()
+                except LockLost as exc:
+                    report.result, error = Result.LOST_LOCK, exc
+                if restore_error and error is None:
+                    report.result, error = Result.FAILED, restore_error
+        lost = isinstance(error, LockLost)
         stranded = [h.name or h.instance_id for h in report.hosts
                     if h.result == "failed, out of service" or h.error.startswith("could not roll back")]
-        if stranded:
+        if stranded and not lost:
             self.out.warn(f"{', '.join(stranded)} need attention; restore the fleet with: fab recover --env={self.inv.name}")
             if error is None:
-                report.result = "failed"
+                report.result = Result.FAILED
                 error = DeployFailed(f"out of the load balancers after failing and failing to return to their previous"
                                      f" version: {', '.join(stranded)}; restore the fleet with: fab recover --env={self.inv.name}")
         if error is None:
-            self._post_deploy()
+            try:
+                self._fence()
+                self._post_deploy()
+            except LockLost as exc:
+                report.result, error, lost = Result.LOST_LOCK, exc, True
         report.ended = now_iso()
         report.duration_seconds = round(time.monotonic() - t0, 3)
         report.error = str(error) if error else ""
         report.exit_code = error.exit_code if error else 0
         report.aws_calls = self.env.aws.calls
         report.bastion_connections = self.env.fleet.bastion_opens
-        if self.journal is not None:
+        if self.journal is not None and not lost:
             try:
-                if stranded:
+                if stranded or restore_error or (self.recovering and error is not None):
                     # Left open on purpose: the next deploy refuses and `recover` finishes the job.
-                    self.journal.write("stopped", {"result": report.result, "stranded": stranded})
+                    self.journal.write(Kind.STOPPED, {"result": report.result, "stranded": stranded})
                 else:
                     self.journal.finish(report.result)
             except Exception as exc:  # noqa: BLE001 - the journal then stays open and `recover` will say so
@@ -145,6 +172,11 @@ class Runner:
     def _forward(self) -> Optional[RolloutError]:
         """Roll every host forward; on failure beyond the budget apply the policy. None means success."""
         report = self.report
+        if self.recovering:
+            stopped = self._roll(list(self.plan.hosts), self.target, "recover")
+            if stopped is None:
+                return None
+            return DeployFailed(f"{stopped[1]}; the run stays open: run fab recover --env={self.inv.name} again once fixed")
         stopped = self._roll(list(self.plan.hosts), self.target, "deploy")
         updated = [h for h in self.plan.hosts if self.report.host(h.instance_id).result == "updated"]
         if stopped is None:
@@ -159,34 +191,36 @@ class Runner:
                 self.env.slack.progress(f":rewind: {self.inv.name}: rolling back {len(updated)} host(s): {why}")
                 back = self._roll(updated, lambda h: h.version, "rollback")
                 if back is not None:
-                    report.result = "failed"
+                    report.result = Result.FAILED
                     return DeployFailed(f"{why}; rollback did not finish either: {back[1]}; see the summary")
             if not left_out:
-                report.result = "rolled_back"
+                report.result = Result.ROLLED_BACK
                 return RolledBack(f"{why}; every host touched was returned to its previous version and is serving")
         if left_out:
             why += f"; out of the load balancers: {', '.join(left_out)} (fix them, then deploy again)"
-        report.result = {"paused": "paused", "interrupted": "interrupted", "lock": "failed"}.get(kind, "failed")
+        report.result = {"paused": Result.PAUSED, "interrupted": Result.INTERRUPTED}.get(kind, Result.FAILED)
         cls = {"paused": Paused, "interrupted": Interrupted, "lock": LockHeld}.get(kind, DeployFailed)
         return cls(why)
 
     def _roll(self, hosts: list[Host], target: Callable[[Host], str], phase: str) -> Optional[tuple[str, str]]:
         """Update hosts batch by batch; (reason kind, message) if it had to stop, None when all were done."""
+        # Hosts already out of service go first (a recovery's plan is ordered so) and use up the room first.
         queue = deque(hosts)
         left_out: list[Host] = []
         while queue:
-            # A rollback restores the fleet: once started it finishes, whatever signal comes.
+            # A rollback or a recovery restores the fleet: once started it finishes, whatever signal comes.
             if phase == "deploy" and self.stop.requested:
                 return "interrupted", (f"interrupted by {self.stop.reason} after batch {self.batch_no}: the batch in hand was"
                                        f" finished; {len(queue)} host(s) were not updated")
             if self.lock is not None and self.lock.lost:
-                return "lock", f"lost the deploy lock to {self.lock.lost}"
+                raise LockLost(f"this run lost the deploy lock to {self.lock.lost}; it changed nothing more")
             if phase == "deploy" and (why := self.paused()):
                 return "paused", f"{self.inv.name} was {why}; stopped after batch {self.batch_no}"
             room = self.size - len(left_out)
-            if room <= 0:
+            take = recoveries.next_batch_size([h.instance_id for h in queue], self.out_of_service, room)
+            if take <= 0:
                 return "failed", f"{len(left_out)} failed host(s) are out of the load balancers, which is the whole batch size"
-            batch = [queue.popleft() for _ in range(min(room, len(queue)))]
+            batch = [queue.popleft() for _ in range(take)]
             if phase == "rollback" and (unreachable := self._unreachable(batch)):
                 # Never take a host out of service that we cannot then update.
                 for h in unreachable:
@@ -216,43 +250,57 @@ class Runner:
         group, plan = self.env.group, self.plan
         if group is not None:
             # Journaled before the call: if it half-succeeds we still resume what we asked for.
-            self.suspended_by_us = plan.to_suspend
+            self.suspended_by_us = tuple(dict.fromkeys(self.suspended_by_us + plan.to_suspend))
             self.report.suspended_processes = list(plan.to_suspend)
-            self._journal("suspended", {"group": group.name, "processes": list(plan.to_suspend)})
+            self._journal(Kind.SUSPENDED, {"group": group.name, "processes": list(plan.to_suspend)})
+            self._fence()
             group.suspend(plan.to_suspend)
             failpoints.reached("after-suspend")
             self.out.line(f"suspended {', '.join(plan.to_suspend) or 'nothing'} on {group.name}"
                           + (f" (already suspended by someone else: {', '.join(sorted(plan.suspended_before))})" if plan.suspended_before else ""))
         if self.env.alarms is not None:
-            self.alarms_disabled = self.env.alarms.enabled()
-            self.report.alarms_disabled = list(self.alarms_disabled)
-            self._journal("alarms_disabled", {"names": self.alarms_disabled})
-            self.env.alarms.disable(self.alarms_disabled)
+            ours = self.env.alarms.enabled()
+            self.alarms_disabled = list(dict.fromkeys(self.alarms_disabled + ours))
+            self.report.alarms_disabled = list(ours)
+            self._journal(Kind.ALARMS_DISABLED, {"names": ours})
+            self._fence()
+            self.env.alarms.disable(ours)
             if self.alarms_disabled:
                 self.out.line(f"disabled actions of {len(self.alarms_disabled)} alarms")
 
     def _restore(self) -> Optional[RolloutError]:
         """Resume our processes and re-enable our alarms; each attempted even if the other fails."""
         failure = None
-        if self.alarms_disabled:
+        if self.alarms_disabled and self.env.alarms is not None:
             try:
+                self._fence()
                 self.env.alarms.enable(self.alarms_disabled)
-                self._journal("alarms_enabled", {"names": self.alarms_disabled})
+                self._journal(Kind.ALARMS_ENABLED, {"names": self.alarms_disabled})
                 self.out.line(f"re-enabled actions of {len(self.alarms_disabled)} alarms")
+            except LockLost:
+                raise
             except Exception as exc:  # noqa: BLE001 - reported, and the resume below must still run
                 log.error("re-enabling alarms %s failed: %s", self.alarms_disabled, exc)
                 failure = RolloutError(f"could not re-enable alarm actions ({exc}); run: fab recover --env={self.inv.name}")
-        if self.suspended_by_us:
+        if self.suspended_by_us and self.env.group is not None:
             try:
+                self._fence()
                 self.env.group.resume(self.suspended_by_us)
-                self._journal("resumed", {"group": self.env.group.name, "processes": list(self.suspended_by_us)})
+                self._journal(Kind.RESUMED, {"group": self.env.group.name, "processes": list(self.suspended_by_us)})
                 self.out.line(f"resumed {', '.join(self.suspended_by_us)} on {self.env.group.name}")
+            except LockLost:
+                raise
             except Exception as exc:  # noqa: BLE001
                 log.error("resuming %s failed: %s", self.suspended_by_us, exc)
                 failure = RolloutError(f"could not resume processes on {self.env.group.name} ({exc}); run: fab recover --env={self.inv.name}")
         return failure
 
-    def _journal(self, kind: str, data, begin: bool = False) -> None:
+    def _fence(self) -> None:
+        """Before any change: LockLost unless this run still holds the lock."""
+        if self.lock is not None:
+            self.lock.fence()
+
+    def _journal(self, kind: Kind, data, begin: bool = False) -> None:
         if self.journal is None:
             return
         if begin:
@@ -270,13 +318,13 @@ class Runner:
             t_out = time.monotonic()
             # One record per batch, before anything changes: `recover` needs the hosts that may be
             # out of service; the versions say what each was taken from and to.
-            self._journal("deregistered", {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts],
+            self._journal(Kind.DEREGISTERED, {"batch": self.batch_no, "phase": phase, "hosts": [h.instance_id for h in hosts],
                                            "updating": [{"instance_id": h.instance_id, "from": h.version, "to": target(h)}
                                                         for h in hosts]})
             if not self._out_and_updated(hosts, target, phase, result):
                 # Stopped while draining, before any update ran: put the batch back as it was.
                 self._balancers("register", hosts)
-                self._journal("registered", {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
+                self._journal(Kind.REGISTERED, {"batch": self.batch_no, "hosts": [h.instance_id for h in hosts]})
                 return result
             back = result.updated + result.restored
             if back:
@@ -299,6 +347,8 @@ class Runner:
                 self.report.host(h.instance_id).result = "failed, out of service"
             for iid, err in result.errors.items():
                 self.report.host(iid).error = f"{err.step}: {err.message}"
+        except LockLost:
+            raise
         except (RolloutError, Cancelled):
             # A balancer call failed mid-batch: these hosts may be out of some balancer. They
             # count as stranded, so the run stays open and `recover` puts them back.
@@ -320,8 +370,10 @@ class Runner:
                 bad.append(h)
         return bad
 
-    def _balancers(self, action: str, hosts: list[Host]) -> None:
-        """One call per balancer for the whole batch, all balancers side by side."""
+    def _balancers(self, action: str, hosts: list[Host], stoppable: bool = False) -> None:
+        """One call per balancer for the whole batch, all balancers side by side; a `stoppable` drain ends on a stop request."""
+        if action in ("deregister", "register"):
+            self._fence()
         t = time.monotonic()
         lbs = self.env.balancers
         ids = {h.instance_id for h in hosts}
@@ -336,7 +388,7 @@ class Runner:
                     lb.deregister(present)
                 self._registered[i] -= ids
             elif action == "drain":
-                lb.wait_drained(hosts, cancelled=lambda: self.stop.requested)
+                lb.wait_drained(hosts, cancelled=lambda: stoppable and self.stop.requested)
             elif action == "register":
                 lb.register(hosts)
                 self._registered.setdefault(i, set()).update(ids)
@@ -401,11 +453,13 @@ class Runner:
             started = [pool.submit(work, h) for h in hosts]
             self._balancers("deregister", hosts)
             try:
-                self._balancers("drain", hosts)
+                self._balancers("drain", hosts, stoppable=phase == "deploy")
             except Cancelled:
                 return False
             failpoints.reached("after-deregister")
+            self._fence()
             gate.open()
+            failpoints.reached("updating")
             for fut in started:
                 fut.result()
             return True
@@ -416,13 +470,14 @@ class Runner:
     def _restore_host(self, host: Host, result: BatchResult) -> None:
         """Return a failed host to its previous version; it goes back in service only if healthy."""
         self.out.line(f"{host.label}: returning to {short(host.version)}")
+        self._fence()
         try:
             self._update(host, host.version, record=False)
         except StepError as err:
             log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, short(host.version), err)
             result.left_out.append(host)
             return
-        self._journal("restored", {"instance_id": host.instance_id, "version": host.version})
+        self._journal(Kind.RESTORED, {"instance_id": host.instance_id, "version": host.version})
         result.restored.append(host)
 
     def _update(self, host: Host, version: str, record: bool = True, gate: Optional[Gate] = None) -> None:

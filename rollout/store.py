@@ -139,6 +139,44 @@ class Store:
         resp = self._conditional(lambda: self.client.delete_item(**kwargs), sk)
         return _plain(resp.get("Attributes")) if resp else None
 
+    def transact(self, fence: Optional[tuple[str, str]], *ops: tuple) -> None:
+        """Apply writes atomically, all or none; Conflict if a condition fails.
+
+        `fence` (attribute, value) makes the whole transaction conditional on the lock item
+        holding that value: a run that lost its lock writes nothing. Each op is
+        ("put", sk, values, condition) or ("delete", sk, condition), conditions on the op's
+        own item written with :name placeholders whose values come from `params` in the op's
+        last element (a dict).
+        """
+        items = []
+        if fence is not None:
+            attr, value = fence
+            items.append({"ConditionCheck": {"TableName": self.table, "Key": self._key("lock"),
+                                             "ConditionExpression": f"#f = :f",
+                                             "ExpressionAttributeNames": {"#f": attr},
+                                             "ExpressionAttributeValues": {":f": {"S": value}}}})
+        for kind, sk, *rest in ops:
+            if kind == "put":
+                values, condition, params = rest
+                op = {"TableName": self.table, "Item": {**self._key(sk), **_typed(values)}}
+                key = "Put"
+            else:
+                condition, params = rest
+                op = {"TableName": self.table, "Key": self._key(sk)}
+                key = "Delete"
+            if condition:
+                op["ConditionExpression"] = condition
+                if params:
+                    op["ExpressionAttributeValues"] = {f":{k}": t for k, t in _typed(params).items()}
+            items.append({key: op})
+        with translate(f"writing {', '.join(o[1] for o in ops)} to {self.table}"):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                    raise Conflict(self.get("lock")) from None
+                raise
+
     def query(self, prefix: str, newest_first: bool = False, limit: Optional[int] = None) -> list[dict]:
         """Items whose sk starts with `prefix`, in sk order."""
         kwargs = {

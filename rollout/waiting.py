@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Callable, TypeVar
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, stop_before_delay, wait_exponential
 from tenacity.stop import stop_base
 
 T = TypeVar("T")
@@ -41,15 +41,17 @@ def poll(
     max_interval: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
     cancelled: Callable[[], bool] = lambda: False,
+    within: bool = False,
 ) -> T:
     """Call `check` until `done(result)` or `timeout` seconds pass; return the result.
 
     Waits start at `interval` and grow to `max_interval`, so quick conditions
-    are seen quickly and slow ones do not flood the API.
+    are seen quickly and slow ones do not flood the API. With `within`, no wait runs past
+    the deadline (the last check comes before it), so the wait lasts at most `timeout`.
     """
     retrying = Retrying(
         retry=retry_if_result(lambda r: not done(r)),
-        stop=stop_after_delay(timeout) | _StopWhen(cancelled),
+        stop=(stop_before_delay(timeout) if within else stop_after_delay(timeout)) | _StopWhen(cancelled),
         wait=wait_exponential(multiplier=interval, min=interval, max=max_interval),
         sleep=sleep,
         reraise=True,

@@ -1,0 +1,221 @@
+"""Recovery and locks that survive themselves: killed, signalled, raced, frozen or skewed, under load.
+
+Each test ends by looking at the fleet from outside (tests/fleetctl.py): every instance in
+every balancer on the version the original run decided, the group's processes as before,
+no lock, no unfinished run, and never more hosts out of HAProxy than the batch size (1),
+sampled every 20 ms throughout.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from tests import fleetctl as f
+from tests.test_failure_safety import load, slow_requests
+
+pytestmark = pytest.mark.fleet
+
+
+class OutOfService:
+    """Samples how many HAProxy servers are not UP, every 20 ms, while inside."""
+
+    def __init__(self):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + 300
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            self.samples.append(sum(1 for s in f.haproxy_states().values() if s != "UP"))
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def most(self) -> int:
+        return max(self.samples, default=0)
+
+
+_started: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_process_left(healthy_fleet):
+    """Whatever a failing test left running or frozen is killed (by its own pid) before the fleet is restored."""
+    yield
+    while _started:
+        p = _started.pop()
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+
+
+def fab_bg(*args: str, env: dict | None = None, prefix: tuple[str, ...] = ()) -> subprocess.Popen:
+    p = subprocess.Popen([*prefix, f.FAB, *args], cwd=f.ROOT, env=f.fab_env(env), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    _started.append(p)
+    return p
+
+
+def proc_state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def wait_frozen(proc: subprocess.Popen, what: str) -> None:
+    f.wait_until(lambda: proc.poll() is None and proc_state(proc.pid) == "T", 60, what)
+
+
+def crash_deploy(point: str) -> None:
+    """A deploy SIGKILLed at `point` (POINT@N: the Nth batch); its run stays open."""
+    crashed = f.fab("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert f.state("active") is not None
+
+
+def assert_clean(before: dict, version: str, oos: OutOfService, traffic) -> None:
+    """The fleet as before the original run, on `version`; nothing left locked or open; capacity kept; no request lost."""
+    f.assert_fleet_serves(version)
+    assert f.suspended() == before["suspended"]
+    assert f.state("lock") is None and f.state("active") is None
+    assert len(oos.samples) > 50 and oos.most <= 1, f"at most {oos.most} hosts out of HAProxy at once (batch size 1)"
+    result = traffic.result()
+    assert result.failures == 0, result.summary()
+    print(f"load: {result.requests} requests, {result.failures} failed; most out of service at once: {oos.most}")
+
+
+@contextmanager
+def stranded_by_a_crashed_deploy():
+    """Under load and watched: a deploy SIGKILLed in batch 3 (h001, h002 updated, h003 drained out).
+
+    Once the block is done, the fleet must be as before that deploy (see assert_clean).
+    """
+    before = f.snapshot()
+    with load() as traffic, OutOfService() as oos:
+        crash_deploy("after-deregister@3")
+        yield
+    assert_clean(before, before["checkouts"]["h001"], oos, traffic)
+
+
+def no_traceback(*outputs: str) -> None:
+    for text in outputs:
+        assert "Traceback" not in text, text
+
+
+def test_a_recovery_killed_again_and_again_loses_no_host(healthy_fleet, new_commit):
+    with stranded_by_a_crashed_deploy():
+        # The first recovery restores h003 (out of service: first), then dies with h001 taken out.
+        first = f.fab("recover", "--env=sandbox", "--force", env={"ROLLOUT_CRASH_AT": "after-deregister@2"})
+        assert first.returncode == -signal.SIGKILL, first.stdout + first.stderr
+        # The second dies while h001's update runs.
+        second = f.fab("recover", "--env=sandbox", "--force", env={"ROLLOUT_CRASH_AT": "updating"})
+        assert second.returncode == -signal.SIGKILL, second.stdout + second.stderr
+        assert "h001" in second.stdout and "restored first" in second.stdout, second.stdout
+        done = f.fab("recover", "--env=sandbox", "--force")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "recoveries interrupted since" in done.stdout and "3 host(s) to restore" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_signal_during_a_recovery_never_turns_it_into_nothing_to_recover(healthy_fleet, new_commit, sig):
+    with stranded_by_a_crashed_deploy():
+        done = f.fab("recover", "--env=sandbox", "--force", env={"ROLLOUT_SIGNAL_AT": f"updating@2:{sig}"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"{sig} ignored: a recovery finishes restoring the fleet" in done.stderr
+
+
+@pytest.mark.parametrize("gap", ["at once", "once the first holds the lock"])
+def test_of_two_recovers_exactly_one_acts_and_the_other_changes_nothing(healthy_fleet, new_commit, gap):
+    with stranded_by_a_crashed_deploy():
+        procs = [fab_bg("recover", "--env=sandbox", "--force")]
+        if gap != "at once":
+            f.wait_until(lambda: (f.state("lock") or {}).get("ref", {}).get("S", "").startswith("recover "), 30,
+                         "the first recovery to hold the lock")
+        procs.append(fab_bg("recover", "--env=sandbox", "--force"))
+        outs = [p.communicate(timeout=180) for p in procs]
+        codes = sorted(p.returncode for p in procs)
+        assert codes == [0, 10], outs
+        loser_out, loser_err = next(o for p, o in zip(procs, outs) if p.returncode == 10)
+        assert "another rollout holds the lock" in loser_err and "recover " in loser_err, loser_err
+        assert "resumed" not in loser_out and "recovering run" not in loser_out, loser_out
+        no_traceback(*(e for _, e in outs))
+
+
+def test_recover_racing_a_deploy_that_finishes_never_rolls_it_back(healthy_fleet, new_commit):
+    with load() as traffic, OutOfService() as oos, slow_requests(1.5):
+        deploy = fab_bg("deploy", "--env=sandbox", "--yes")
+        f.wait_until(lambda: f.state("active") is not None and f.state("lock") is not None, 30, "the deploy to run")
+        t0 = time.monotonic()
+        rec = f.fab("recover", "--env=sandbox")
+        took = time.monotonic() - t0
+        out, err = deploy.communicate(timeout=180)
+    assert deploy.returncode == 0, out + err
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert "nothing to recover" in rec.stdout, rec.stdout
+    announced = re.search(r"watching it for up to (\d+(?:\.\d+)?)s", rec.stdout)
+    assert announced, rec.stdout
+    assert took <= float(announced.group(1)) + 5, (took, rec.stdout)  # + the command's own start and reads
+    f.assert_fleet_serves(new_commit)
+    assert f.state("lock") is None and f.state("active") is None
+    assert oos.most <= 1 and traffic.result().failures == 0, traffic.result().summary()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["after-deregister", "updating", "after-health"],
+                         ids=["drained", "reloading", "registering"])
+def test_a_frozen_run_that_lost_its_lock_changes_nothing_more(healthy_fleet, new_commit, step):
+    before = f.snapshot()
+    old = before["checkouts"]["h001"]
+    with load() as traffic, OutOfService() as oos:
+        deploy = fab_bg("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_SIGNAL_AT": f"{step}@2:SIGSTOP"})
+        wait_frozen(deploy, f"the deploy to freeze at {step} of batch 2")
+        # recover (no --force) sees the lock unrenewed for a whole ttl, takes it over, and is
+        # itself frozen while its first batch (h002, out of service) is being restored.
+        rec = fab_bg("recover", "--env=sandbox", env={"ROLLOUT_SIGNAL_AT": "updating:SIGSTOP"})
+        wait_frozen(rec, "the recovery to take over and freeze while restoring h002")
+        deploy.send_signal(signal.SIGCONT)
+        out, err = deploy.communicate(timeout=120)
+        assert deploy.returncode == 10, out + err
+        assert "lost the deploy lock" in err, err
+        # The old run acted no more: processes still suspended, h002 still out, lock the recovery's.
+        assert f.suspended() == f.ALL
+        assert list(f.haproxy_states().values()).count("UP") == len(f.instances()) - 1
+        assert f.state("lock")["ref"]["S"].startswith("recover ")
+        rec.send_signal(signal.SIGCONT)
+        rout, rerr = rec.communicate(timeout=180)
+        assert rec.returncode == 0, rout + rerr
+    no_traceback(err, rerr)
+    assert_clean(before, old, oos, traffic)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("skewed, offset", [("recover", "+10m"), ("deploy", "-10m")])
+def test_a_skewed_clock_never_takes_a_live_lock(healthy_fleet, new_commit, skewed, offset):
+    clock = ("faketime", "-f", offset)
+    with load() as traffic, OutOfService() as oos, slow_requests(1.5):
+        deploy = fab_bg("deploy", "--env=sandbox", "--yes", prefix=clock if skewed == "deploy" else ())
+        f.wait_until(lambda: f.state("active") is not None and f.state("lock") is not None, 30, "the deploy to run")
+        rec = fab_bg("recover", "--env=sandbox", prefix=clock if skewed == "recover" else ())
+        out, err = deploy.communicate(timeout=180)
+        rout, rerr = rec.communicate(timeout=180)
+    assert deploy.returncode == 0, out + err
+    assert rec.returncode in (0, 10), rout + rerr
+    assert "recovering run" not in rout, rout
+    no_traceback(err, rerr)
+    f.assert_fleet_serves(new_commit)
+    assert f.state("lock") is None and f.state("active") is None
+    assert oos.most <= 1 and traffic.result().failures == 0, traffic.result().summary()
