@@ -300,6 +300,13 @@ class Runner:
         if self.lock is not None:
             self.lock.fence()
 
+    def _holds_lock(self) -> bool:
+        try:
+            self._fence()
+            return True
+        except LockLost:
+            return False
+
     def _journal(self, kind: Kind, data, begin: bool = False) -> None:
         if self.journal is None:
             return
@@ -430,9 +437,10 @@ class Runner:
         Each host's update session is opened first, while the batch still serves, behind a
         gate: its script runs once the batch is out of the balancers, or never. Session
         setup (a round trip through the bastion, sshd starting a shell) is then outside
-        the time out of service.
+        the time out of service. Each session proves the lock is still ours just before its
+        script is sent, so a run frozen as the gate opened sends nothing once resumed.
         """
-        gate = Gate()
+        gate = Gate(check=self._holds_lock)
 
         def work(h: Host):
             try:

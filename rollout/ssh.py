@@ -13,7 +13,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import paramiko
 from fabric import Config, Connection
@@ -69,14 +69,17 @@ class Gate:
     """Holds back commands started ahead of time: their sessions open now, they run later.
 
     open() lets them run; cancel() (a no-op once open) gives them end-of-input instead, so
-    nothing runs: `cancelled` then means exactly that.
+    nothing runs: `cancelled` then means exactly that. `check`, if given, is asked again by
+    each command just before its input is sent; if it answers False, that command gets
+    end-of-input too (a run that lost its lock while the gate opened sends nothing).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, check: Optional[Callable[[], bool]] = None) -> None:
         self._event = threading.Event()
         self._lock = threading.Lock()
         self.cancelled = False
         self.opened_at: Optional[float] = None
+        self.check = check
 
     def open(self) -> None:
         with self._lock:
@@ -104,6 +107,8 @@ class _GatedStdin:
         if self._read or self.gate.cancelled:
             return ""
         self._read = True
+        if self.gate.check is not None and not self.gate.check():
+            return ""
         return self.text
 
 

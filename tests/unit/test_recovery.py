@@ -165,3 +165,27 @@ def test_force_can_only_tell_a_dead_holder_on_the_same_machine(item, proc, state
 def test_results_and_kinds_are_one_vocabulary():
     assert journal.Result("recovered") is journal.Result.RECOVERED
     assert {k.value for k in Kind} >= {"start", "deregistered", "end"}
+
+
+class _Table:
+    """The lock item's store, answering the conditional renewal; `during` runs while the write is in flight."""
+
+    def __init__(self, during=lambda: None):
+        self.during = during
+
+    def update(self, *args, **kwargs):
+        self.during()
+
+
+@pytest.mark.parametrize("frozen_for, holds", [(0.0, True), (4.9, True), (5.0, False), (600.0, False)])
+def test_a_run_frozen_while_proving_its_lock_counts_it_as_lost(frozen_for, holds):
+    now = [100.0]
+    held = lock.Lock(_Table(during=lambda: now.__setitem__(0, now[0] + frozen_for)), "run-a", "ana", "main", ttl=10)
+    if holds:
+        held.fence(clock=lambda: now[0])
+        assert held.lost is None
+    else:
+        with pytest.raises(lock.LockLost):
+            held.fence(clock=lambda: now[0])
+        with pytest.raises(lock.LockLost):
+            held.fence(clock=lambda: now[0])  # and stays lost
