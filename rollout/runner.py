@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,19 @@ from rollout.ssh import Gate
 from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.runner")
+
+
+def _once(fn: Callable[[], bool]) -> Callable[[], bool]:
+    """`fn` called by the first caller only; the others, waiting meanwhile, get its answer."""
+    guard, answer = threading.Lock(), []
+
+    def call() -> bool:
+        with guard:
+            if not answer:
+                answer.append(fn())
+            return answer[0]
+
+    return call
 
 
 class _NotRun(Exception):
@@ -440,7 +454,7 @@ class Runner:
         the time out of service. Each session proves the lock is still ours just before its
         script is sent, so a run frozen as the gate opened sends nothing once resumed.
         """
-        gate = Gate(check=self._holds_lock)
+        gate = Gate(check=_once(self._holds_lock))
 
         def work(h: Host):
             try:
