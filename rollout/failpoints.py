@@ -15,8 +15,9 @@ import threading
 from collections import Counter
 
 POINTS = ("after-suspend", "after-deregister", "after-update", "after-health", "after-register")
-#: Points for signals and freezes: besides POINTS, "updating" (the batch's update scripts were just let go).
-SIGNAL_POINTS = (*POINTS, "updating")
+#: Points for signals and freezes: besides POINTS, "draining" (the batch was just deregistered) and
+#: "updating" (the batch's update scripts were just let go).
+SIGNAL_POINTS = (*POINTS, "draining", "updating")
 
 _seen: Counter = Counter()
 _lock = threading.Lock()

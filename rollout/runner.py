@@ -474,6 +474,7 @@ class Runner:
         try:
             started = [pool.submit(work, h) for h in hosts]
             self._balancers("deregister", hosts)
+            failpoints.reached("draining")
             try:
                 self._balancers("drain", hosts, stoppable=phase == "deploy")
             except Cancelled:

@@ -22,7 +22,7 @@ from tests import fleetctl as f
 from tests.test_failure_safety import FAILS_ON_H003, load
 from tests.test_recovery import OutOfService, proc_state
 
-STEPS = {"drained": "after-deregister", "reloading": "updating", "registering": "after-health"}
+STEPS = {"draining": "draining", "reloading": "updating", "registering": "after-health"}
 INTERRUPTIONS = ("SIGKILL", "SIGTERM", "SIGSTOP")
 ACTORS = ("deploy", "rollback", "recover")
 
