@@ -139,23 +139,24 @@ class Lock:
             log.error("lost the deploy lock; it is now held by %s; changing nothing more", self.lost)
             raise LockLost(f"this run lost the deploy lock to {self.lost}; it changed nothing more") from None
 
-    def fence(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def fence(self, clock: Callable[[], float] = time.monotonic, attempts: int = 3) -> None:
         """Before a change: prove the lease is still ours (a conditional write), or raise LockLost.
 
         Nobody can take the lease over sooner than a ttl after our write took effect, so the
-        proof holds for the change that follows at once, unless this process was frozen for
-        half a ttl while proving it: that counts as lost.
+        proof holds for the change that follows at once; a proof that took half a ttl (this
+        process was frozen meanwhile) is made again.
         """
-        started = clock()
-        try:
-            self.renew()
-        except LockLost:
-            raise
-        except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: act as if lost
-            raise LockLost(f"could not confirm that this run still holds the deploy lock ({exc}); it changed nothing more") from None
-        if (took := clock() - started) >= self.ttl / 2:
-            self.lost = f"nobody known (proving the lock took {took:.0f}s, half its ttl: this run was frozen)"
-            raise LockLost(f"this run was frozen for {took:.0f}s while proving it holds the deploy lock; it changed nothing more")
+        for _ in range(attempts):
+            started = clock()
+            try:
+                self.renew()
+            except LockLost:
+                raise
+            except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: act as if lost
+                raise LockLost(f"could not confirm that this run still holds the deploy lock ({exc}); it changed nothing more") from None
+            if clock() - started < self.ttl / 2:
+                return
+        raise LockLost(f"could not prove within {self.ttl / 2:g}s that this run still holds the deploy lock; it changed nothing more")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):

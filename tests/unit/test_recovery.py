@@ -168,24 +168,33 @@ def test_results_and_kinds_are_one_vocabulary():
 
 
 class _Table:
-    """The lock item's store, answering the conditional renewal; `during` runs while the write is in flight."""
+    """The lock item's store, answering the conditional renewal; `during(n)` runs while write n is in flight."""
 
-    def __init__(self, during=lambda: None):
-        self.during = during
+    def __init__(self, during):
+        self.during, self.writes = during, 0
 
     def update(self, *args, **kwargs):
-        self.during()
+        self.writes += 1
+        self.during(self.writes)
 
 
-@pytest.mark.parametrize("frozen_for, holds", [(0.0, True), (4.9, True), (5.0, False), (600.0, False)])
-def test_a_run_frozen_while_proving_its_lock_counts_it_as_lost(frozen_for, holds):
+@pytest.mark.parametrize("frozen, writes", [
+    ({}, 1),
+    ({1: 4.9}, 1),
+    ({1: 5.0}, 2),              # frozen for half a ttl while proving it: the proof is made again
+    ({1: 600.0, 2: 600.0}, 3),
+])
+def test_a_proof_of_the_lock_that_took_half_a_ttl_is_made_again(frozen, writes):
     now = [100.0]
-    held = lock.Lock(_Table(during=lambda: now.__setitem__(0, now[0] + frozen_for)), "run-a", "ana", "main", ttl=10)
-    if holds:
-        held.fence(clock=lambda: now[0])
-        assert held.lost is None
-    else:
-        with pytest.raises(lock.LockLost):
-            held.fence(clock=lambda: now[0])
-        with pytest.raises(lock.LockLost):
-            held.fence(clock=lambda: now[0])  # and stays lost
+    table = _Table(during=lambda n: now.__setitem__(0, now[0] + frozen.get(n, 0.0)))
+    held = lock.Lock(table, "run-a", "ana", "main", ttl=10)
+    held.fence(clock=lambda: now[0])
+    assert table.writes == writes and held.lost is None
+
+
+def test_a_run_never_proving_its_lock_in_time_counts_it_as_lost():
+    now = [100.0]
+    table = _Table(during=lambda n: now.__setitem__(0, now[0] + 6.0))
+    with pytest.raises(lock.LockLost):
+        lock.Lock(table, "run-a", "ana", "main", ttl=10).fence(clock=lambda: now[0])
+    assert table.writes == 3
