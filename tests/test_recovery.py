@@ -179,7 +179,6 @@ def test_recover_racing_a_deploy_that_finishes_never_rolls_it_back(healthy_fleet
     assert oos.most <= 1 and traffic.result().failures == 0, traffic.result().summary()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("step", ["draining", "updating", "after-health"], ids=["draining", "reloading", "registering"])
 def test_a_frozen_run_that_lost_its_lock_changes_nothing_more(healthy_fleet, new_commit, step):
     before = f.snapshot()
@@ -206,7 +205,6 @@ def test_a_frozen_run_that_lost_its_lock_changes_nothing_more(healthy_fleet, new
     assert_clean(before, old, oos, traffic)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("skewed, offset", [("recover", "+10m"), ("deploy", "-10m")])
 def test_a_skewed_clock_never_takes_a_live_lock(healthy_fleet, new_commit, skewed, offset):
     clock = ("faketime", "-f", offset)
