@@ -13,9 +13,11 @@ from typing import Optional
 from invoke.exceptions import Exit
 
 from rollout import deploy as deploying
+from rollout import args as arguments, check as checking, log, ssh
 from rollout import inventory, journal as journals, lock as locks, pause as pauses, personal, refs, sizes, status as statuses
 from rollout.environment import Environment
-from rollout.errors import RolloutError, UsageError
+from rollout.errors import ConfigError, RolloutError, UsageError
+from rollout import plan as planning
 from rollout.plan import Plan
 from rollout.progress import Output
 from rollout.report import ReportFiles
@@ -23,25 +25,28 @@ from rollout.store import open_store
 from rollout.health import short
 
 
-def _refused_channels(record: logging.LogRecord) -> bool:
-    """Drop paramiko's error for a refused channel: the app not listening yet is an observation the runner judges."""
-    message = record.getMessage()
-    return not ("channel" in message and "open FAILED" in message)
+def session(c, verbose: bool = False, quiet: bool = False) -> None:
+    """Set this command's log detail (-v/-q) and SSH login (Fabric's -i, -S, --prompt-for-passphrase) from the task's context."""
+    log.setup(log.verbosity(verbose, quiet))
+    ssh.use(ssh.auth_from_config(c.config))
 
 
 def exits(fn):
     """Run a task body; turn RolloutError and interrupts into one line and their exit code."""
+    task_name = TASK_NAMES.get(fn.__name__, fn.__name__)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-        logging.getLogger("paramiko.transport").addFilter(_refused_channels)  # once: the same filter is not added twice
+        if not logging.getLogger().handlers:
+            log.setup()
         previous = signal.signal(signal.SIGTERM, _raise_interrupt)
         # One command per process: what is imported by now lives until exit, so the
         # collector need not scan it again. Frozen again at the end, nothing is left
         # for the full collection at exit (0.2-0.4 s with boto3's models loaded).
         gc.freeze()
         try:
+            if not args or not args[0]:
+                raise UsageError(f"--env is required: fab {task_name} --env=NAME (environments here: {_environments()})")
             return fn(*args, **kwargs)
         except RolloutError as exc:
             raise Exit(f"rollout: {exc}", code=exc.exit_code) from None
@@ -52,6 +57,13 @@ def exits(fn):
             gc.freeze()
 
     return wrapper
+
+
+TASK_NAMES = {"work": "worker"}
+
+
+def _environments() -> str:
+    return ", ".join(inventory.known_environments(inventory.inventory_dir())) or "none"
 
 
 def _raise_interrupt(signum, frame):
@@ -88,6 +100,7 @@ def _confirm(inv, yes: bool):
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
            junit: Optional[str] = None, branch: Optional[str] = None) -> None:
+    planning.parse_host_filter(hosts)  # malformed arguments fail before anything is read
     size = sizes.batch_flag(batch)
     inv = inventory.load(env)
     if branch is not None:
@@ -110,10 +123,21 @@ def status(env: str, as_json: bool = False) -> None:
         doc = statuses.collect(e)
     finally:
         e.close()
+    doc["state"] = _state(inv)
     if as_json:
         print(json.dumps(doc, indent=2))
     else:
         statuses.render(doc, Output().console)
+
+
+def _state(inv) -> dict:
+    """The lock, pause, unfinished run and last deploy; an unreadable state table is shown, not raised."""
+    try:
+        store = open_store(inv)
+        return statuses.state(locks.holder(store), pauses.current(store), journals.unfinished(store),
+                              next(iter(journals.history(store, limit=1)), None))
+    except RolloutError as exc:
+        return {"error": str(exc)}
 
 
 @exits
@@ -130,8 +154,9 @@ def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, ye
 
 
 @exits
-def history(env: str, limit: int = 20, as_json: bool = False) -> None:
-    rows = journals.history(open_store(inventory.load(env)), limit=int(limit))
+def history(env: str, limit: Optional[str] = None, as_json: bool = False) -> None:
+    count = arguments.whole(limit, "--limit", 20, minimum=1)
+    rows = journals.history(open_store(inventory.load(env)), limit=count)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -177,16 +202,32 @@ def setup(env: str) -> None:
 
 
 @exits
-def enqueue(env: str, ref: str, request_id: Optional[str] = None, wait: bool = False, timeout: float = 3600) -> None:
+def enqueue(env: str, ref: Optional[str], request_id: Optional[str] = None, wait: bool = False, timeout: Optional[str] = None) -> None:
     from rollout import worker
 
-    code = worker.enqueue(inventory.load(env), Output(), ref=ref, request_id=request_id, wait=wait, timeout=float(timeout))
+    if not ref:
+        raise UsageError(f"--ref is required: fab enqueue --env={env} --ref=BRANCH_TAG_OR_SHA")
+    seconds = arguments.seconds(timeout, "--timeout", 3600)
+    code = worker.enqueue(inventory.load(env), Output(), ref=ref, request_id=request_id, wait=wait, timeout=seconds)
     if code:
         raise Exit(f"rollout: the queued deploy ended with exit code {code}", code=code)
 
 
 @exits
-def work(env: str, once: bool = False, idle_timeout: float = 0, wait: int = 20) -> None:
+def work(env: str, once: bool = False, idle_timeout: Optional[str] = None, wait: Optional[str] = None) -> None:
     from rollout import worker
 
-    worker.run(inventory.load(env), Output(), once=once, idle_timeout=float(idle_timeout), wait=int(wait))
+    idle = arguments.seconds(idle_timeout, "--idle-timeout", 0)
+    poll = arguments.whole(wait, "--wait", 20, maximum=20)  # SQS long-polls 20 s at most
+    worker.run(inventory.load(env), Output(), once=once, idle_timeout=idle, wait=poll)
+
+
+@exits
+def check(env: str) -> None:
+    """Check the environment's configuration offline (rollout.check); every problem, or one line that it is valid."""
+    found = checking.problems(env)
+    if len(found) == 1:
+        raise ConfigError(found[0])
+    if found:
+        raise ConfigError(f"{env}: {len(found)} problems:\n  " + "\n  ".join(found))
+    print(f"{env}: inventory valid ({inventory.inventory_dir() / (env + '.yml')})")

@@ -5,6 +5,7 @@ Nothing here touches the network; every function takes facts and returns data.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -85,27 +86,53 @@ class Plan:
     notes: tuple[str, ...] = field(default=())
 
 
-def parse_host_filter(spec: Optional[str]) -> Optional[frozenset[str]]:
-    """The --hosts value as a set of instance ids, names or addresses; None means all."""
-    if spec is None or str(spec).strip() == "":
+@dataclass(frozen=True)
+class HostFilter:
+    """A parsed --hosts value: patterns to include (none: every host) and patterns to exclude."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9._:*?\[\]-]+")
+
+
+def parse_host_filter(spec: Optional[str]) -> Optional[HostFilter]:
+    """The --hosts value (`web-*,!h003`: ids, names or addresses, fnmatch patterns, `!` to exclude); None means all."""
+    if spec is None:
         return None
-    items = [s.strip() for s in str(spec).split(",") if s.strip()]
-    bad = [s for s in items if not re.fullmatch(r"[A-Za-z0-9._:-]+", s)]
-    if bad:
-        raise UsageError(f"--hosts: {bad[0]!r} is not an instance id, name or address")
-    return frozenset(items)
+    items = [s.strip() for s in str(spec).split(",")]
+    if not any(items):
+        raise UsageError(f"--hosts={spec!r} names no host: give ids, names or addresses like h001,web-*,!h003, or leave --hosts out for every host")
+    if "" in items:
+        raise UsageError(f"--hosts={spec!r} has an empty entry: separate hosts with single commas")
+    for item in items:
+        if not _HOST_PATTERN.fullmatch(item.removeprefix("!")):
+            raise UsageError(f"--hosts: {item!r} is not an instance id, name or address (or a pattern of one, or ! and one)")
+    return HostFilter(tuple(i for i in items if not i.startswith("!")), tuple(i[1:] for i in items if i.startswith("!")))
 
 
-def select_hosts(hosts: list[Host], wanted: Optional[frozenset[str]]) -> list[Host]:
-    """Hosts in a stable order (name, then id), limited to `wanted` if given."""
+def _matches(host: Host, pattern: str) -> bool:
+    return any(fnmatch.fnmatchcase(key, pattern) for key in (host.instance_id, host.name, host.address))
+
+
+def select_hosts(hosts: list[Host], wanted: Optional[HostFilter]) -> list[Host]:
+    """Hosts in a stable order (name, then id), limited by `wanted` if given.
+
+    Every pattern, to include or to exclude, must match an instance of the environment: a typo
+    in an exclusion would otherwise deploy the host it meant to spare.
+    """
     ordered = sorted(hosts, key=lambda h: (h.name, h.instance_id))
     if wanted is None:
         return ordered
-    chosen = [h for h in ordered if {h.instance_id, h.address, h.name} & wanted]
-    found = {k for h in chosen for k in (h.instance_id, h.address, h.name)}
-    missing = sorted(wanted - found)
+    missing = [p for p in wanted.include if not any(_matches(h, p) for h in ordered)]
+    missing += [f"!{p}" for p in wanted.exclude if not any(_matches(h, p) for h in ordered)]
     if missing:
         raise UsageError(f"--hosts: no instance of this environment matches {', '.join(missing)}")
+    chosen = [h for h in ordered if (not wanted.include or any(_matches(h, p) for p in wanted.include))
+              and not any(_matches(h, p) for p in wanted.exclude)]
+    if not chosen:
+        raise UsageError("--hosts: the exclusions leave no host to deploy to")
     return chosen
 
 

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -161,6 +162,50 @@ class _HostConnection(Connection):
         )
 
 
+@dataclass(frozen=True)
+class Auth:
+    """How this process logs in, besides the inventory's ssh.key: Fabric's -i keys, -S ssh_config, the agent, a passphrase.
+
+    Host keys are not part of it: they are always checked against the inventory's known_hosts.
+    """
+
+    identities: tuple[Path, ...] = ()
+    ssh_config: Optional[Path] = None
+    passphrase: Optional[str] = field(default=None, repr=False)
+    agent: bool = True
+
+    def login(self, host: str, user: str, port: int, key: Path) -> tuple[str, int, list[str]]:
+        """The user, port and key files for `host`: -i keys first, then the ssh_config's, then ssh.key.
+
+        From the -S file, only User, Port and IdentityFile apply (for the address connected to);
+        proxies and host-key settings do not: hosts are reached through the inventory's bastion.
+        """
+        keys = [str(p) for p in self.identities]
+        if self.ssh_config is not None:
+            found = paramiko.SSHConfig.from_path(str(self.ssh_config)).lookup(host)
+            user = found.get("user", user)
+            port = int(found.get("port", port))
+            keys += [str(Path(p).expanduser()) for p in found.get("identityfile", [])]
+        return user, port, list(dict.fromkeys(keys + [str(key)]))
+
+
+_auth = Auth()
+
+
+def auth_from_config(config) -> Auth:
+    """The Auth that Fabric's core options put in a task's config: -i (key_filename), -S, --prompt-for-passphrase."""
+    kwargs = config.get("connect_kwargs") or {}
+    runtime = getattr(config, "_runtime_ssh_path", None)  # where Fabric keeps -S; it has no public accessor
+    return Auth(identities=tuple(Path(p).expanduser() for p in kwargs.get("key_filename") or ()),
+                ssh_config=Path(runtime).expanduser() if runtime else None, passphrase=kwargs.get("passphrase"))
+
+
+def use(auth: Auth) -> None:
+    """Log in with `auth` in every Fleet this process opens from now on (set once per command)."""
+    global _auth
+    _auth = auth
+
+
 class Fleet:
     """Connections to the bastion and to hosts behind it."""
 
@@ -191,6 +236,9 @@ class Fleet:
         self._early: Optional[Future] = None
 
     def _new(self, cls, host, port, user, gateway=None):
+        auth = _auth
+        user, port, keys = auth.login(host, user, port, self.key)
+        secret = {"passphrase": auth.passphrase} if auth.passphrase else {}
         conn = cls(
             host,
             user=user,
@@ -200,7 +248,7 @@ class Fleet:
             # since host connections are opened from several threads at once.
             config=_CONFIG.clone(),
             connect_timeout=int(max(1, self.connect_timeout)),
-            connect_kwargs={"key_filename": [str(self.key)], "look_for_keys": False, "allow_agent": False},
+            connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": auth.agent, **secret},
         )
         conn.client.load_host_keys(str(self.known_hosts))
         conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -360,7 +408,9 @@ def _open(conn: Connection, what: str, known_hosts: Path) -> None:
             f" verify its new key and replace its line (ssh-keygen -R {conn.host} -f {known_hosts})"
         ) from None
     except paramiko.AuthenticationException:
-        raise ConnectError(f"{what} {target}: user {conn.user!r} was refused with key {conn.connect_kwargs['key_filename'][0]}") from None
+        keys = ", ".join(conn.connect_kwargs["key_filename"])
+        agent = " and the SSH agent's keys" if conn.connect_kwargs.get("allow_agent") else ""
+        raise ConnectError(f"{what} {target}: user {conn.user!r} was refused with key {keys}{agent}") from None
     except paramiko.ChannelException as exc:
         raise ConnectError(f"{what} {target}: the bastion could not open a connection to it ({exc.text}); check that it is up and allows SSH from the bastion") from None
     except paramiko.SSHException as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 from rich.console import Console
 from rich.table import Table
@@ -59,6 +61,38 @@ def collect(env: Environment) -> dict:
     return doc
 
 
+def _iso(epoch) -> Optional[str]:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(epoch))) if epoch is not None else None
+
+
+def state(lock: Optional[dict], pause: Optional[dict], unfinished: Optional[str], last: Optional[dict]) -> dict:
+    """What blocks or tells about a deploy, from the state table's items, as JSON-ready fields."""
+    return {
+        "lock": None if not lock else {"who": lock.get("who"), "host": lock.get("host"), "run_id": lock.get("run_id"),
+                                       "ref": lock.get("ref"), "since": _iso(lock.get("since")), "expires": _iso(lock.get("expires_at"))},
+        "pause": None if not pause else {"who": pause.get("who"), "reason": pause.get("reason"), "since": _iso(pause.get("since"))},
+        "unfinished_run": unfinished,
+        "last_deploy": None if not last else {k: last.get(k) for k in ("run_id", "who", "ref", "sha", "started", "ended", "result", "exit_code")},
+    }
+
+
+def state_lines(doc: dict) -> list[str]:
+    """The state section of the table view, one line per item."""
+    st = doc.get("state") or {}
+    if "error" in st:
+        return [f"state table: {st['error']}"]
+    lock, pause, last = st.get("lock"), st.get("pause"), st.get("last_deploy")
+    env = doc["env"]
+    return [
+        f"lock: held by {lock['who']} on {lock['host']} (run {lock['run_id']}, ref {lock['ref']}) since {lock['since']}, expires {lock['expires']} unless renewed"
+        if lock else "lock: free",
+        f"pause: paused by {pause['who']} since {pause['since']}: {pause['reason']}" if pause else "pause: not paused",
+        f"unfinished run: {st['unfinished_run']}; restore the fleet with: fab recover --env={env}" if st.get("unfinished_run") else "unfinished run: none",
+        f"last deploy: {last['result']} {short(last['sha'] or '')} ({last['ref']}) by {last['who']}, {last['started']} to {last['ended']} (run {last['run_id']})"
+        if last else "last deploy: none recorded",
+    ]
+
+
 def render(doc: dict, console: Console) -> None:
     t = Table(title=f"{doc['env']}: {len(doc['hosts'])} instances", title_justify="left")
     lbs = list(doc["hosts"][0]["balancers"]) if doc["hosts"] else []
@@ -67,6 +101,8 @@ def render(doc: dict, console: Console) -> None:
     for h in doc["hosts"]:
         t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], short(h["version"]) if h["version"] else "-",
                   str(h["health"] or "-"), *[h["balancers"][lb] for lb in lbs])
+    for line in state_lines(doc):
+        console.print(line, markup=False, highlight=False)
     console.print(t)
     g = doc["autoscaling_group"]
     if g:

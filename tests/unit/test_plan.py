@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rollout import plan, sizes
@@ -54,16 +56,40 @@ def test_estimate_uses_slowest_drain_and_health_per_batch():
     assert p.estimate_seconds == 2 * (30 + 2.0 + 10)
 
 
-@pytest.mark.parametrize("spec,expected", [("h001", ["h001"]), ("i-002,198.18.1.13", ["h002", "h003"]), (None, ["h001", "h002", "h003"])])
-def test_host_filter_matches_ids_names_and_addresses(spec, expected):
-    chosen = plan.select_hosts(hosts(3), plan.parse_host_filter(spec))
-    assert [h.name for h in chosen] == expected
+# --hosts: spec -> names selected, or the words of the UsageError. Hosts: h001..h004 (i-001.., 198.18.1.11..).
+HOST_SELECTION = [
+    (None, ["h001", "h002", "h003", "h004"]),
+    ("h001", ["h001"]),
+    ("i-002,198.18.1.13", ["h002", "h003"]),
+    ("h00*", ["h001", "h002", "h003", "h004"]),
+    ("h00[12]", ["h001", "h002"]),
+    ("198.18.1.1?", ["h001", "h002", "h003", "h004"]),
+    ("!h003", ["h001", "h002", "h004"]),
+    ("h*,!h003,!i-004", ["h001", "h002"]),
+    ("h001,h001", ["h001"]),
+    (" h002 , h001 ", ["h001", "h002"]),
+    ("", "names no host"),
+    (",", "names no host"),
+    (" , ", "names no host"),
+    ("h001,,h002", "empty entry"),
+    ("h009", "matches h009"),
+    ("web-*", "matches web-*"),
+    ("h001,web-*", "matches web-*"),
+    ("!h009", "matches !h009"),
+    ("h00*,!h00*", "leave no host"),
+    ("h001,$(reboot)", "not an instance id"),
+    ("h001;rm", "not an instance id"),
+    ("!!h001", "not an instance id"),
+]
 
 
-@pytest.mark.parametrize("spec", ["h009", "h001,$(reboot)"])
-def test_host_filter_rejects_unknown_or_hostile_names(spec):
-    with pytest.raises(UsageError):
-        plan.select_hosts(hosts(3), plan.parse_host_filter(spec))
+@pytest.mark.parametrize("spec,expected", HOST_SELECTION, ids=[repr(c[0]) for c in HOST_SELECTION])
+def test_host_selection_by_ids_names_addresses_patterns_and_exclusions(spec, expected):
+    if isinstance(expected, list):
+        assert [h.name for h in plan.select_hosts(hosts(4), plan.parse_host_filter(spec))] == expected
+    else:
+        with pytest.raises(UsageError, match=re.escape(expected)):
+            plan.select_hosts(hosts(4), plan.parse_host_filter(spec))
 
 
 def test_membership_differences_name_both_directions():
