@@ -33,13 +33,6 @@ class Environment:
         self.group: Optional[autoscaling.Group] = None
         self.alarms: Optional[Alarms] = None
 
-    @staticmethod
-    def check_files(inv: Inventory) -> None:
-        """ConfigError unless the local files the inventory names (SSH key, known_hosts) exist."""
-        for what, path in (("ssh.key", inv.ssh.key), ("ssh.known_hosts", inv.ssh.known_hosts)):
-            if not path.is_file():
-                raise ConfigError(f"{what}: {path} does not exist; fix the path in inventories/{inv.name}.yml")
-
     @cached_property
     def app(self):
         """The app strategy (git or container); reads the app's secrets from this process's environment."""

@@ -178,7 +178,8 @@ def test_check_validates_offline(tmp_path):
 
     ok, broken, nokey = run_all_with(check, ["app", "broken", "nokey"])
     assert ok.returncode == 0 and ok.stdout.strip().startswith("app: inventory valid"), ok.stderr
-    assert broken.returncode == 3 and "broken.yml" in one_line(broken) and "helth" in one_line(broken)
+    assert broken.returncode == 3 and "broken.yml" in broken.stderr and "'helth'" in broken.stderr
+    assert broken.stderr.startswith("rollout: ") and "Traceback" not in broken.stderr
     assert nokey.returncode == 3 and "ssh.key" in one_line(nokey)
 
 
