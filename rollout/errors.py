@@ -92,6 +92,12 @@ class RecoveryNeeded(RolloutError):
     exit_code = 12
 
 
+class Drift(RolloutError):
+    """A host's checkout has local changes that the deploy would discard (deploy with --force to discard them)."""
+
+    exit_code = 13
+
+
 class Interrupted(RolloutError):
     """The operator interrupted the rollout (Ctrl-C or SIGTERM)."""
 
@@ -106,3 +112,7 @@ class StepError(Exception):
         self.host = host
         self.step = step
         self.message = message
+
+
+# Exit codes that mean "refused before anything changed".
+NOTHING_CHANGED = frozenset({2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13})

@@ -214,6 +214,7 @@ class GitApp(Model):
     install: Optional[Text] = None
     reload: Reload
     workers: Optional[_int(ge=1)] = None
+    discard_local_changes: bool = False
 
 
 class FromEnv(Model):
@@ -328,6 +329,7 @@ class Queue(Model):
     dead_letter: QueueName
     secret_env: EnvVar = "ROLLOUT_QUEUE_SECRET"
     visibility_timeout: _seconds(int, ge=5, le=43200) = 900
+    max_age: _seconds(gt=0) = 3600
 
 
 class State(Model):

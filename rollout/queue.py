@@ -11,6 +11,10 @@ from rollout.aws import Aws, translate
 from rollout.errors import PreflightError
 
 
+# SQS carries at most 256 KiB per message, attributes included: room is left for the reason.
+MAX_DEAD_BODY = 256 * 1024 - 1024
+
+
 class DeployQueue:
     """One environment's request queue and its dead-letter queue."""
 
@@ -55,6 +59,11 @@ class DeployQueue:
             self.sqs.change_message_visibility(QueueUrl=self.url(self.name), ReceiptHandle=receipt, VisibilityTimeout=self.visibility)
 
     def dead_letter(self, body: str, reason: str) -> None:
+        """Send `body` with its `reason` to the dead-letter queue; a body too large to carry both is cut (and says so)."""
+        attributes = {"reason": {"DataType": "String", "StringValue": reason[:250]}}
+        data = body.encode("utf-8", "surrogatepass")
+        if len(data) > MAX_DEAD_BODY:
+            attributes["truncated_from_bytes"] = {"DataType": "Number", "StringValue": str(len(data))}
+            body = data[:MAX_DEAD_BODY].decode("utf-8", "ignore")
         with translate(f"sending to {self.dead_name}"):
-            self.sqs.send_message(QueueUrl=self.url(self.dead_name), MessageBody=body,
-                                  MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:250]}})
+            self.sqs.send_message(QueueUrl=self.url(self.dead_name), MessageBody=body, MessageAttributes=attributes)

@@ -1,18 +1,32 @@
-"""Deploy requests signed with a shared secret (HMAC-SHA256), so a worker runs only what it trusts."""
+"""Deploy requests signed with a shared secret (HMAC-SHA256), so a worker runs only what it trusts.
+
+`verify` reads any message body without raising anything but BadRequest: the size is
+bounded before parsing, every field's type is checked, and the signed time must be
+within `max_age` in the past and at most CLOCK_TOLERANCE in the future.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+import math
+import re
 import time
 import uuid
 
 FIELDS = ("id", "env", "ref", "requested_by", "at")
+# A signed request is about 250 bytes; anything much larger is not one, and is refused unparsed.
+MAX_BODY = 4096
+# Seconds a request may be dated ahead of the worker's clock (the enqueuer's clock runs fast).
+CLOCK_TOLERANCE = 300
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
 
 class BadRequest(Exception):
-    """The request is malformed, unsigned, or signed with another secret."""
+    """The request is malformed, unsigned, signed with another secret, or too old."""
 
 
 def canonical(body: dict) -> bytes:
@@ -29,15 +43,54 @@ def make(env: str, ref: str, requested_by: str, secret: str, request_id: str | N
     return {**body, "signature": sign(body, secret)}
 
 
-def verify(text: str, secret: str) -> dict:
-    """The request in a message body, if it parses and its signature matches; BadRequest otherwise."""
+def verify(text, secret: str, *, max_age: float, now: float | None = None) -> dict:
+    """The request in a message body if it is well formed, signed with `secret` and recent; BadRequest otherwise.
+
+    `now` is the worker's clock (default time.time()); a request older than `max_age` seconds,
+    or dated more than CLOCK_TOLERANCE seconds ahead, is refused.
+    """
+    body = _parse(text)
+    if not hmac.compare_digest(body["signature"], sign(body, secret)):
+        raise BadRequest("bad signature: not signed with this environment's queue secret")
+    age = (time.time() if now is None else now) - body["at"]
+    if age > max_age:
+        raise BadRequest(f"request is {age:.0f}s old, over queue.max_age ({max_age:g}s): enqueue it again")
+    if age < -CLOCK_TOLERANCE:
+        raise BadRequest(f"request is dated {-age:.0f}s ahead of this worker's clock (tolerance {CLOCK_TOLERANCE}s):"
+                         " check the enqueuer's clock")
+    return body
+
+
+def _parse(text) -> dict:
+    """The body's fields, each of the expected type; BadRequest for anything else."""
+    if not isinstance(text, str):
+        raise BadRequest(f"body is {type(text).__name__}, not text")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY:
+        raise BadRequest(f"body of {size} bytes is over the {MAX_BODY}-byte bound of a deploy request")
     try:
         body = json.loads(text)
-        missing = [k for k in (*FIELDS, "signature") if k not in body]
-    except (ValueError, TypeError):
+    except (ValueError, RecursionError):
         raise BadRequest("not a JSON deploy request") from None
-    if not isinstance(body, dict) or missing:
-        raise BadRequest(f"missing fields: {', '.join(missing) if isinstance(body, dict) else 'all'}")
-    if not hmac.compare_digest(str(body["signature"]), sign(body, secret)):
-        raise BadRequest("bad signature: not signed with this environment's queue secret")
+    if not isinstance(body, dict):
+        raise BadRequest(f"not a JSON object but a {type(body).__name__}")
+    expected = (*FIELDS, "signature")
+    missing = [k for k in expected if k not in body]
+    extra = sorted(k for k in body if k not in expected)
+    if missing or extra:
+        raise BadRequest("; ".join(filter(None, [missing and f"missing fields: {', '.join(missing)}",
+                                                 extra and f"unexpected fields: {', '.join(extra)[:200]}"])))
+    for key in ("id", "env", "ref", "requested_by", "signature"):
+        if not isinstance(body[key], str):
+            raise BadRequest(f"field {key!r} is a {type(body[key]).__name__}, not a string")
+    at = body["at"]
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise BadRequest(f"field 'at' is not a time in seconds: {str(at)[:40]!r}")
+    if not REQUEST_ID.match(body["id"]):
+        raise BadRequest("field 'id' is not a request id (letters, digits, . _ : -, at most 128)")
+    if not _SIGNATURE.match(body["signature"]):
+        raise BadRequest("field 'signature' is not 64 hex digits")
+    for key in ("env", "ref", "requested_by"):
+        if not _PRINTABLE.match(body[key]):
+            raise BadRequest(f"field {key!r} is empty, longer than 200 characters or has control characters")
     return body

@@ -8,6 +8,7 @@ worker died is run again only after `recover`; a poisoned request goes to the de
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from typing import Optional
 
 from rollout import apps, deploy as deploying, journal as journals, signing
-from rollout.errors import ConfigError, RefError, RolloutError, UsageError
+from rollout.errors import NOTHING_CHANGED, ConfigError, RefError, RolloutError, UsageError
 from rollout.inventory import Inventory
 from rollout.queue import DeployQueue
 from rollout.report import who
@@ -47,8 +48,15 @@ def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = Non
     """Put a signed request on the queue; with `wait`, return the deploy's exit code once the worker is done."""
     secret = _secret(inv)
     apps.validate_ref(inv.app, ref)
-    store, q = _parts(inv)
     request = signing.make(inv.name, ref, who(), secret, request_id)
+    try:  # the worker's own rules, so a request it would refuse is never queued
+        read_request(inv, json.dumps(request), secret)
+    except signing.BadRequest as exc:
+        raise UsageError(f"cannot queue this request ({exc}); check --id and $ROLLOUT_USER") from None
+    store, q = _parts(inv)
+    seen = store.get(f"request#{request['id']}") if request_id else None
+    if seen and seen.get("ref") != ref:
+        raise UsageError(_reused(request_id, seen.get("ref"), ref))
     q.send(request)
     output.line(f"queued request {request['id']}: deploy {ref} to {inv.name}")
     if not wait:
@@ -83,6 +91,22 @@ def _kept_invisible(q: DeployQueue, receipt: str):
         t.join(timeout=5)
 
 
+def _reused(request_id: str, before, now: str) -> str:
+    return f"request id {request_id} was used before for ref {before!r}, not {now!r}: give each request its own --id"
+
+
+def read_request(inv: Inventory, body, secret: str, now: Optional[float] = None) -> dict:
+    """The verified request in a message body, for this environment with a valid ref; BadRequest for anything else."""
+    try:
+        req = signing.verify(body, secret, max_age=inv.queue.max_age, now=now)
+        if req["env"] != inv.name:
+            raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
+        apps.validate_ref(inv.app, req["ref"])
+    except RefError as exc:
+        raise signing.BadRequest(str(exc)) from None
+    return req
+
+
 def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
     """Take one request and handle it; what happened ("succeeded", "duplicate", "poisoned", ...) or None if none came."""
     secret = _secret(inv)
@@ -92,17 +116,16 @@ def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
         return None
     body, receipt, _ = msg
     try:
-        req = signing.verify(body, secret)
-        if req["env"] != inv.name:
-            raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
-        apps.validate_ref(inv.app, str(req["ref"]))
-    except (signing.BadRequest, RefError) as exc:
+        req = read_request(inv, body, secret)
+        key = f"request#{req['id']}"
+        seen = store.get(key)
+        if seen and seen.get("ref") != req["ref"]:
+            raise signing.BadRequest(_reused(req["id"], seen.get("ref"), req["ref"]))
+    except signing.BadRequest as exc:
         output.warn(f"poisoned request sent to {inv.queue.dead_letter}: {exc}")
         q.dead_letter(body, str(exc))
         q.delete(receipt)
         return "poisoned"
-    key = f"request#{req['id']}"
-    seen = store.get(key)
     if seen and seen.get("status") in FINAL:
         output.line(f"request {req['id']} was already handled ({seen['status']}); not deploying it twice")
         q.delete(receipt)
@@ -124,7 +147,7 @@ def _run_request(inv, output, req, receipt, store, q, key) -> str:
             deploying.deploy(inv, output, ref=req["ref"])
     except RolloutError as exc:
         code, error = exc.exit_code, str(exc)
-        status = "refused" if code in (2, 3, 4, 5, 6, 7, 8, 10, 11, 12) else "failed"
+        status = "refused" if code in NOTHING_CHANGED else "failed"
     finally:
         if previous is None:
             os.environ.pop("ROLLOUT_USER", None)

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from sandbox import aws as sandbox_aws
-from tests import fleetctl as f
+from tests import fleetctl as f, hostile
 
 pytestmark = pytest.mark.fleet
-SECRET = {"ROLLOUT_QUEUE_SECRET": "queue-secret-for-tests"}
+SECRET = {"ROLLOUT_QUEUE_SECRET": hostile.SECRET}
 
 
 @pytest.fixture
@@ -51,13 +51,17 @@ def test_the_same_request_delivered_twice_is_deployed_once(queues, new_commit):
     rid = f"req-{time.time_ns()}"
     for _ in range(2):
         assert f.fab("enqueue", "--env=sandbox", f"--ref={new_commit}", f"--id={rid}", env=SECRET).returncode == 0
-    runs_before = len(json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=100").stdout))
     first = f.fab("worker", "--env=sandbox", "--once", "--wait=10", env=SECRET)
     second = f.fab("worker", "--env=sandbox", "--once", "--wait=10", env=SECRET)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert "not deploying it twice" in second.stdout
-    assert len(json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=100").stdout)) == runs_before + 1
+    # Counted by this test's own commit, not by the history's length: the history may hold
+    # any number of earlier runs (and a --limit may cut it), so only new_commit's runs tell.
+    runs = json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=20").stdout)
+    assert [r["sha"] for r in runs].count(new_commit) == 1 and runs[0]["sha"] == new_commit
     assert request_state(rid)["status"] == "succeeded"
+    reused = f.fab("enqueue", "--env=sandbox", "--ref=v1", f"--id={rid}", env=SECRET)
+    assert reused.returncode == 2 and f"request id {rid} was used before for ref '{new_commit}'" in reused.stderr, reused.stderr
 
 
 def test_a_poisoned_request_goes_to_the_dead_letter_queue_and_deploys_nothing(queues):
@@ -85,3 +89,47 @@ def test_a_request_whose_worker_died_runs_again_only_after_recovery(queues, new_
     assert request_state(rid)["status"] == "succeeded"
     f.assert_fleet_serves(new_commit)
     assert f.state("active") is None and f.state("lock") is None
+
+
+@pytest.fixture
+def queues_without_redrive(healthy_fleet, tmp_path):
+    """A fresh request queue with NO redrive policy, its dead-letter queue, and an inventory using them."""
+    sqs, suffix = f.aws("sqs"), time.time_ns()
+    names = {"name": f"poison-{suffix}", "dead_letter": f"poison-{suffix}-dead"}
+    urls = {k: sqs.create_queue(QueueName=n)["QueueUrl"] for k, n in names.items()}
+    assert "RedrivePolicy" not in sqs.get_queue_attributes(QueueUrl=urls["name"], AttributeNames=["All"])["Attributes"]
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d["queue"].update(names))
+    yield sqs, urls, inv
+    for url in urls.values():
+        sqs.delete_queue(QueueUrl=url)
+
+
+def test_one_worker_dead_letters_every_hostile_body_and_then_deploys_the_valid_request(queues_without_redrive, new_commit):
+    sqs, urls, inv = queues_without_redrive
+    cases = hostile.bodies(time.time())
+    for _, body, _ in cases:
+        sqs.send_message(QueueUrl=urls["name"], MessageBody=body)
+    valid = hostile.signed(ref=new_commit, id=f"req-{time.time_ns()}")
+    sqs.send_message(QueueUrl=urls["name"], MessageBody=json.dumps(valid))
+    # One long-running worker (no --once): it must handle every message, then stop when idle.
+    worker = f.fab("worker", "--env=sandbox", "--wait=1", "--idle-timeout=3", env=SECRET, inventories=inv, timeout=200)
+    out = worker.stdout + worker.stderr
+    assert worker.returncode == 0, out
+    assert "Traceback" not in out
+    for case_id, _, words in cases:
+        assert any(all(w in line for w in words) for line in out.splitlines() if "poisoned request" in line), (case_id, out)
+    assert f"request {valid['id']}: succeeded (exit 0)" in out
+    assert request_state(valid["id"])["status"] == "succeeded"
+    f.assert_fleet_serves(new_commit)
+    dead = []
+    for _ in range(2 * len(cases)):  # bounded: one message per call at most 10
+        got = sqs.receive_message(QueueUrl=urls["dead_letter"], MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                  MessageAttributeNames=["All"], VisibilityTimeout=60).get("Messages", [])
+        if not got:
+            break
+        dead += got
+    assert len(dead) == len(cases)
+    assert all(m["MessageAttributes"]["reason"]["StringValue"] for m in dead)
+    left = sqs.get_queue_attributes(QueueUrl=urls["name"], AttributeNames=["ApproximateNumberOfMessages",
+                                                                           "ApproximateNumberOfMessagesNotVisible"])
+    assert left["Attributes"] == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
