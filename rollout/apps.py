@@ -33,23 +33,35 @@ class Outcome:
 
 
 FETCH_MARK = "--- rollout: fetch ---"
+DRIFT_MARK = "--- rollout: drift ---"
 
 
-def read_and_fetch(strategy, versions: set[str]) -> tuple[str, Optional[str]]:
-    """One remote command: print the current version, then fetch `versions` (one SSH round trip, not two)."""
+def read_and_fetch(strategy, versions: set[str], drift_for: Optional[str] = None) -> tuple[str, Optional[str]]:
+    """One remote command: print the current version, then fetch `versions` (one SSH round trip, not two).
+
+    With `drift_for`, the same command then reads the checkout's local changes that updating
+    to that version would discard (apps whose strategy has a drift_command).
+    """
     read, read_in = strategy.version_command()
     fetch, fetch_in = strategy.prefetch_command(versions)
     if read_in is None and fetch_in is None:
-        return f"{read} && echo {shlex.quote(FETCH_MARK)} && {{ {fetch}; }}", None
+        command = f"{read} && echo {shlex.quote(FETCH_MARK)} && {{ {fetch}; }}"
+        drift = strategy.drift_command(drift_for) if drift_for else None
+        if drift:
+            command += f" && echo {shlex.quote(DRIFT_MARK)} && {{ {drift}; }}"
+        return command, None
     return containerapp.COMMAND, f"{read_in}echo {shlex.quote(FETCH_MARK)}\n{fetch_in}"
 
 
 def split_read_and_fetch(result):
-    """(the version part as its own result, the fetch part's result or None if the fetch never ran)."""
+    """(the version part, the fetch part or None if the fetch never ran, the drift part or None), each as a result."""
     before, mark, after = result.stdout.partition(FETCH_MARK + "\n")
     if not mark:
-        return result, None
-    return _result(result, stdout=before, exited=0), _result(result, stdout=after)
+        return result, None, None
+    fetched, mark, drift = after.partition(DRIFT_MARK + "\n")
+    if not mark:
+        return _result(result, stdout=before, exited=0), _result(result, stdout=after), None
+    return _result(result, stdout=before, exited=0), _result(result, stdout=fetched, exited=0), _result(result, stdout=drift)
 
 
 def _result(result, **changes):
@@ -78,7 +90,18 @@ class GitStrategy:
         return gitapp.parse_version(result.stdout)
 
     def prefetch_command(self, versions: set[str]) -> tuple[str, Optional[str]]:
-        return "; ".join(gitapp.fetch_command(self.app.path, v) for v in sorted(versions)), None
+        # "&&": a version that cannot be fetched fails the command, whichever it is.
+        return " && ".join(gitapp.fetch_command(self.app.path, v) for v in sorted(versions)), None
+
+    def fetch_error(self, stderr: str) -> str:
+        remote, first = gitapp.parse_fetch_error(stderr)
+        return f"git fetch from {remote} failed: {first}"
+
+    def drift_command(self, version: str) -> Optional[str]:
+        return gitapp.drift_command(self.app.path, version)
+
+    def parse_drift(self, output: str) -> tuple[str, ...]:
+        return gitapp.parse_drift(output)
 
     def update_command(self, version: str, wait: float) -> tuple[str, Optional[str]]:
         app = self.app
@@ -164,6 +187,16 @@ class ContainerStrategy:
 
     def prefetch_command(self, versions: set[str]) -> tuple[str, Optional[str]]:
         return containerapp.COMMAND, containerapp.prefetch_script(self.spec, versions)
+
+    def fetch_error(self, stderr: str) -> str:
+        return self.redact(tail(stderr))
+
+    def drift_command(self, version: str) -> Optional[str]:
+        """A container has no checkout to drift from: each run starts from its image."""
+        return None
+
+    def parse_drift(self, output: str) -> tuple[str, ...]:
+        return ()
 
     def update_command(self, version: str, wait: float) -> tuple[str, Optional[str]]:
         return containerapp.COMMAND, containerapp.update_script(self.spec, version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -11,7 +12,7 @@ from rollout import apps, autoscaling, inventory, journal as journals, lock as l
 from rollout import plan as planning, recovery, registry
 from rollout.apps import tail
 from rollout.environment import Environment
-from rollout.errors import LockHeld, PreflightError, RefError, UsageError
+from rollout.errors import Drift, LockHeld, PreflightError, RefError, UsageError
 from rollout.health import short
 from rollout.interrupts import StopRequest
 from rollout.inventory import Inventory
@@ -64,38 +65,63 @@ def require_success(upstream: str, sha: str, ref: str) -> None:
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
 
 
-def current_versions(env: Environment, hosts: list, fetch=frozenset(), ref: str = "") -> list:
+def current_versions(env: Environment, hosts: list, fetch=frozenset(), ref: str = "", drift: bool = False) -> list:
     """The hosts with the version each runs now (None where it cannot tell).
 
     With `fetch` (versions, or a callable returning them, called once a host is connected),
     each host also fetches those versions in the same command, while it still serves: out
-    of service then holds only the switch.
+    of service then holds only the switch. With `drift` (and one version to fetch), the same
+    command also reads the local changes that updating to it would discard (`local_changes`).
     """
     def wanted() -> frozenset:
         return frozenset(fetch() if callable(fetch) else fetch)
 
     def command():
         versions = wanted()
-        return apps.read_and_fetch(env.app, set(versions)) if versions else env.app.version_command()
+        if not versions:
+            return env.app.version_command()
+        return apps.read_and_fetch(env.app, set(versions), drift_for=next(iter(versions)) if drift and len(versions) == 1 else None)
 
     results = on_hosts(env, hosts, command)
     parts = {h.instance_id: apps.split_read_and_fetch(results[h.instance_id]) for h in hosts}
-    out = [replace(h, version=env.app.parse_version(h.label, parts[h.instance_id][0])) for h in hosts]
+    out = []
     for h in hosts:
-        fetched = parts[h.instance_id][1]
+        read, fetched, drifted = parts[h.instance_id]
         if fetched is not None and fetched.exited != 0:
             what = "fetch" if env.app.kind == "git" else "pull"
             raise RefError(f"{h.label} cannot {what} {', '.join(short(v) for v in sorted(wanted()))} for {ref!r}:"
-                           f" {env.app.redact(tail(fetched.stderr))}")
+                           f" {env.app.fetch_error(fetched.stderr)}")
+        if drifted is not None and drifted.exited != 0:
+            raise PreflightError(f"{h.label}: cannot read the local changes in {env.inventory.app.path}: {tail(drifted.stderr)}")
+        changes = env.app.parse_drift(drifted.stdout) if drifted is not None else ()
+        out.append(replace(h, version=env.app.parse_version(h.label, read), local_changes=changes))
     return out
 
 
+def drift_message(hosts: list, per_host: int = 5) -> Optional[str]:
+    """One line naming every host with local changes and its first changed files (None if there are none)."""
+    drifted = [h for h in hosts if h.local_changes]
+    if not drifted:
+        return None
+
+    def files(h) -> str:
+        shown = ", ".join(json.dumps(c, ensure_ascii=False) for c in h.local_changes[:per_host])
+        more = len(h.local_changes) - per_host
+        return shown + (f" and {more} more" if more > 0 else "")
+
+    return (f"local changes that the checkout would discard on {len(drifted)} host(s): "
+            + "; ".join(f"{h.label}: {files(h)}" for h in drifted)
+            + "; commit or remove them on the host, or deploy with --force (or set app.discard_local_changes: true)"
+              " to discard them")
+
+
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[Size], hosts: Optional[str],
-              fetch: bool, sha: Optional[str] = None, ssh: bool = True) -> planning.Plan:
+              fetch: bool, sha: Optional[str] = None, ssh: bool = True, discard: bool = False) -> planning.Plan:
     """Check everything a rollout needs and return its plan; change nothing on the fleet.
 
     With ssh=False (dry runs only) the plan comes from AWS alone: no host is contacted,
-    current versions are unknown and HAProxy backends are not read.
+    current versions are unknown and HAProxy backends are not read. With `fetch`, a host
+    whose checkout has local changes the update would discard is refused (Drift) unless `discard`.
     """
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
@@ -122,6 +148,9 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
         if versions is not None:
             selected = versions.result()
         facts, members, suspended = read.result()
+    drift = drift_message(selected)
+    if drift and not discard:
+        raise Drift(drift)
     ids = {h.instance_id for h in all_hosts}
     notes = tuple(planning.membership_differences(ids, members))
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
@@ -142,7 +171,7 @@ def _read_hosts(env: Environment, hosts: list, resolved, sha: Optional[str], bus
         busy.result()  # never pull or fetch for an environment another rollout holds
         return frozenset({resolved.result() if resolved is not None else sha})
 
-    return current_versions(env, hosts, versions, ref)
+    return current_versions(env, hosts, versions, ref, drift=True)
 
 
 def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
@@ -194,20 +223,31 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
                 log.error("could not record run %s in the history: %s", run_id, exc)
         lock.release()
         output.summary(report)
-        files.write(report)
+        files.write(report, output.warn)
 
 
 def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
-           files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True) -> Optional[Report]:
-    """Deploy `ref` to the environment; return the report (None for a dry run). `batch` overrides the inventory's."""
+           files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False) -> Optional[Report]:
+    """Deploy `ref` to the environment; return the report (None for a dry run). `batch` overrides the inventory's.
+
+    `force` discards local changes in the hosts' checkouts (as does app.discard_local_changes);
+    without it a host with such changes is refused (exit 13).
+    """
     if not ssh and not dry_run:
         raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
+    if not dry_run:
+        files.check()
     env = Environment(inv)
     try:
         store = Store(env.aws, inv.state.table, inv.name)
-        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh)
+        discard = force or getattr(inv.app, "discard_local_changes", False)
+        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh, discard=discard)
         for note in plan.notes:
             output.warn(note)
+        for h in plan.hosts:
+            if h.local_changes:
+                output.warn(f"{h.label}: discarding {len(h.local_changes)} local change(s) in {inv.app.path}"
+                            f" (listed in the report): {', '.join(json.dumps(c, ensure_ascii=False) for c in h.local_changes[:5])}")
         if dry_run:
             render_plan(plan, output.console)
             return None
@@ -226,6 +266,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
     recovery reads the unfinished run and every recovery chained to it, joins the chain, and
     closes it only once every host, process and alarm is restored; no signal stops it.
     """
+    files.check()
     env = Environment(inv)
     try:
         env.app  # the app's secrets: without them no host could be restored, so fail before changing anything

@@ -45,11 +45,51 @@ def parse_version(output: str) -> Optional[str]:
     return line if SHA_LINE.match(line) else None
 
 
+REMOTE_LINE = "rollout-remote "
+
+
 def fetch_command(path: str, sha: str) -> str:
-    """Make `sha` present in the checkout without changing what is checked out."""
+    """Make `sha` present in the checkout without changing what is checked out.
+
+    If it is still missing, name the origin's URL on stderr (see parse_fetch_error) and fail.
+    """
     p, s = quote(path), quote(sha)
     has = f"git -C {p} cat-file -e {quote(sha + '^{commit}')} 2>/dev/null"
-    return f"{has} || git -C {p} fetch --quiet origin {s} || git -C {p} fetch --quiet --tags origin; {has}"
+    remote = f'{{ printf \'{REMOTE_LINE}%s\\n\' "$(git -C {p} remote get-url origin 2>&1)" >&2; false; }}'
+    return f"{{ {has} || git -C {p} fetch --quiet origin {s} || git -C {p} fetch --quiet --tags origin; {has} || {remote}; }}"
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def parse_fetch_error(stderr: str) -> tuple[str, str]:
+    """(origin's URL without credentials, git's first error line) from a failed fetch_command's stderr."""
+    lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    remote = next((ln[len(REMOTE_LINE):] for ln in lines if ln.startswith(REMOTE_LINE)), "") or "unknown"
+    errors = [ln for ln in lines if not ln.startswith(REMOTE_LINE)]
+    first = next((ln for ln in errors if ln.startswith(("fatal:", "error:"))), errors[0] if errors else "no error output")
+    return _USERINFO.sub("", remote), first
+
+
+DRIFT_UNTRACKED = "--- rollout: untracked ---"
+
+
+def drift_command(path: str, sha: str) -> str:
+    """Print what `checkout --force sha` would discard: tracked changes (git status -z), then untracked
+    (or ignored) files at paths that `sha` adds. `sha` must be present (run after fetch_command)."""
+    p, s = quote(path), quote(sha)
+    return (f"git --no-optional-locks -C {p} status --porcelain=v1 -z --untracked-files=no --no-renames"
+            f" && echo && echo {quote(DRIFT_UNTRACKED)}"
+            f" && git -C {p} diff --name-only -z --no-renames --diff-filter=A HEAD {s} --"
+            f" | xargs -0 -r git --literal-pathspecs -C {p} ls-files --others -z --")
+
+
+def parse_drift(output: str) -> tuple[str, ...]:
+    """Each local change as git's short status (`XY path`, `?? path` for untracked), from drift_command's output."""
+    tracked, _, untracked = output.partition("\n" + DRIFT_UNTRACKED + "\n")
+    changes = [e for e in tracked.split("\0") if len(e) > 3 and e[2] == " "]
+    changes += [f"?? {e}" for e in untracked.split("\0") if e]
+    return tuple(changes)
 
 
 def checkout_command(path: str, sha: str) -> str:

@@ -45,6 +45,8 @@ class Host:
     address: str
     name: str = ""
     version: Optional[str] = None
+    # Local changes in the host's checkout that updating it discards (git short status lines).
+    local_changes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:

@@ -106,7 +106,7 @@ class Runner:
     def run(self) -> Report:
         plan, report = self.plan, self.report
         report.batches = len(plan.batches)
-        report.hosts = [HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version)
+        report.hosts = [HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version, discarded=list(h.local_changes))
                         for b in plan.batches for h in b.hosts]
         t0 = time.monotonic()
         start = {

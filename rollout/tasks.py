@@ -68,15 +68,16 @@ def task(help=None, core_options=(), **kwargs):
         "report": "write a JSON report of the rollout to this path",
         "junit": "write a JUnit XML summary (one test case per host) to this path",
         "branch": "personal deploy: this branch's head to its developer's environment (ENV@USER)",
+        "force": "discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)",
     },
     core_options=("hosts", "dry"),
 )
 def deploy(c, env=None, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False, junit=None,
-           branch=None, verbose=False, quiet=False):
+           branch=None, force=False, verbose=False, quiet=False):
     """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
     cli = _session(c, verbose, quiet)
     cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh, junit=junit,
-               branch=branch)
+               branch=branch, force=force)
 
 
 @task(help={"json": "print one JSON document instead of a table"})

@@ -120,12 +120,13 @@ def ensure_origin(path: Path) -> dict[str, str]:
 
 
 def add_commit(
-    path: Path, message: str, worker_patch: str | Callable[[str], str] | None = None, branch: str = "main"
+    path: Path, message: str, worker_patch: str | Callable[[str], str] | None = None, branch: str = "main",
+    files: dict[str, str] | None = None,
 ) -> str:
     """Add a commit on top of main, pushed to `branch` (main by default), of the origin at `path`; return its SHA.
 
-    The commit writes `message` to RELEASE. `worker_patch`, if given, is either the
-    new worker.js text or a function from the old text to the new one.
+    The commit writes `message` to RELEASE, and each of `files` (relative path -> text).
+    `worker_patch`, if given, is either the new worker.js text or a function from the old text to the new one.
     """
     path = Path(path)
     fd = os.open(path, os.O_RDONLY)
@@ -139,6 +140,9 @@ def add_commit(
                 worker = work / "worker.js"
                 text = worker_patch(worker.read_text()) if callable(worker_patch) else worker_patch
                 worker.write_text(text)
+            for name, text in (files or {}).items():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_text(text)
             git("add", "-A", cwd=work)
             git("commit", "-q", "--allow-empty", "-m", message, cwd=work)
             sha = git("rev-parse", "HEAD", cwd=work)
