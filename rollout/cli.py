@@ -6,8 +6,11 @@ import functools
 import gc
 import json
 import logging
+import os
 import signal
 import sys
+import tempfile
+import traceback
 from typing import Optional
 
 from invoke.exceptions import Exit
@@ -52,6 +55,10 @@ def exits(fn):
             raise Exit(f"rollout: {exc}", code=exc.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("rollout: interrupted", code=130) from None
+        except Exception as exc:  # noqa: BLE001 - never a traceback: one line and exit 1, the traceback in a file
+            raise Exit(f"rollout: unexpected error ({type(exc).__name__}: {_one_line(exc)}); the traceback is in"
+                       f" {_save_traceback()}; if a rollout was running, check fab status --env=ENV, and run fab recover"
+                       f" if a run is left unfinished", code=1) from None
         finally:
             signal.signal(signal.SIGTERM, previous)
             gc.freeze()
@@ -64,6 +71,18 @@ TASK_NAMES = {"work": "worker"}
 
 def _environments() -> str:
     return ", ".join(inventory.known_environments(inventory.inventory_dir())) or "none"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _save_traceback() -> str:
+    """Write the exception being handled to a new file; return its path."""
+    fd, path = tempfile.mkstemp(prefix="rollout-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as out:
+        traceback.print_exc(file=out)
+    return path
 
 
 def _raise_interrupt(signum, frame):
@@ -99,7 +118,7 @@ def _confirm(inv, yes: bool):
 @exits
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
-           junit: Optional[str] = None, branch: Optional[str] = None) -> None:
+           junit: Optional[str] = None, branch: Optional[str] = None, force: bool = False) -> None:
     planning.parse_host_filter(hosts)  # malformed arguments fail before anything is read
     size = sizes.batch_flag(batch)
     inv = inventory.load(env)
@@ -112,7 +131,7 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
         inv, ref = inventory.personal_copy(inv, user), refs.validate(branch)
     confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=size, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
-                     confirm=confirm, files=ReportFiles.of(report, junit))
+                     confirm=confirm, files=ReportFiles.of(report, junit), force=force)
 
 
 @exits

@@ -6,11 +6,14 @@ import getpass
 import json
 import os
 import socket
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+
+from rollout.errors import UsageError
 
 
 def now_iso(t: Optional[float] = None) -> str:
@@ -42,6 +45,7 @@ class HostRecord:
     error: str = ""
     out_of_service_seconds: Optional[float] = None
     steps: list[StepRecord] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -95,6 +99,25 @@ def _short(sha: Optional[str]) -> str:
     return sha.removeprefix("sha256:")[:12] if sha else "-"
 
 
+def unwritable(path: Path) -> Optional[str]:
+    """Why `path` cannot be written as a file (None if it can): its directory is made if missing and probed."""
+    path = Path(path)
+    if path.is_dir():
+        return "it is a directory"
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            return "the file is not writable"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class ReportFiles:
     """Where to write a rollout's report: JSON (--report) and JUnit XML (--junit)."""
@@ -102,13 +125,25 @@ class ReportFiles:
     json: Optional[Path] = None
     junit: Optional[Path] = None
 
-    def write(self, report: Report) -> None:
-        if self.json:
-            report.write(self.json)
-        if self.junit:
-            from rollout import junit
+    def paths(self) -> list[tuple[str, Path]]:
+        return [(flag, p) for flag, p in (("--report", self.json), ("--junit", self.junit)) if p]
 
-            junit.write(report, self.junit)
+    def check(self) -> None:
+        """UsageError unless every path can be written now (checked by creating and removing a file beside it)."""
+        for flag, path in self.paths():
+            why = unwritable(path)
+            if why:
+                raise UsageError(f"{flag}={path} cannot be written: {why}; give a file path in a writable directory")
+
+    def write(self, report: Report, warn) -> None:
+        """Write each file; a file that cannot be written is one `warn` line, and the others are still written."""
+        from rollout import junit
+
+        for flag, path in self.paths():
+            try:
+                report.write(path) if flag == "--report" else junit.write(report, path)
+            except OSError as exc:
+                warn(f"could not write {flag}={path}: {exc.strerror or exc}; the rollout's result stands (exit {report.exit_code})")
 
     @classmethod
     def of(cls, json_path: Optional[str], junit_path: Optional[str]) -> "ReportFiles":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,8 @@ CASES = [
     ("unknown-bastion-host-key", [], empty_known_hosts, 7, ["bastion", "host key unknown"]),
     ("unknown-host-host-key", [], known_hosts_without_hosts, 7, ["host 198.18.1.", "host key unknown"]),
     ("missing-aws-profile", [], lambda tmp: (lambda d: d["aws"].update(profile="no-such-profile")), 5, ["AWS profile 'no-such-profile' not found"]),
+    ("unwritable-report", ["--report=/dev/null/r.json"], None, 2, ["--report=/dev/null/r.json cannot be written: /dev/null is not a directory"]),
+    ("unwritable-junit", ["--junit=/dev/null/j.xml"], None, 2, ["--junit=/dev/null/j.xml cannot be written"]),
 ]
 
 
@@ -81,3 +85,37 @@ def test_missing_credentials_are_refused_before_anything(fleet, tmp_path):
     assert done.returncode == 5, done.stdout + done.stderr
     assert "no AWS credentials found" in done.stderr
     assert f.snapshot() == before
+
+
+@pytest.mark.parametrize("task", [["rollback", "--to=v1", "--yes"], ["recover"]], ids=["rollback", "recover"])
+def test_unwritable_report_paths_refuse_recover_and_rollback_too(fleet, task, tmp_path):
+    before = f.snapshot()
+    done = f.fab(*task, "--env=sandbox", f"--junit={tmp_path}", "--report=/dev/null/r.json")
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("rollout: ")]
+    assert len(lines) == 1 and "cannot be written" in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert f.snapshot() == before
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_a_warning_and_the_exit_code_stays(healthy_fleet, tmp_path):
+    """The directory is fine in preflight and replaced by a file while the rollout runs."""
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d["health"].update(timeout=4))
+    out_dir = tmp_path / "out"
+    junit = tmp_path / "junit.xml"
+    deploy = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes", "--ref=broken", f"--report={out_dir}/r.json",
+                               f"--junit={junit}"], cwd=f.ROOT, env=f.fab_env(inventories=inv), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        f.wait_until(lambda: f.state("active") or deploy.poll() is not None, timeout=60, what="the rollout to start")
+        assert deploy.poll() is None, "the rollout ended before it could be observed running"
+        shutil.rmtree(out_dir)
+        out_dir.write_text("now a file")
+        stdout, stderr = deploy.communicate(timeout=180)
+    finally:
+        if deploy.poll() is None:
+            deploy.kill()
+    assert deploy.returncode == 9, stdout + stderr
+    assert "Traceback" not in stderr
+    warnings = [ln for ln in (stdout + stderr).splitlines() if f"could not write --report={out_dir}/r.json" in ln]
+    assert len(warnings) == 1 and "exit 9" in warnings[0], stdout + stderr
+    assert junit.read_text().count("<testcase") == 4  # the other file is still written
