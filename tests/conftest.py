@@ -18,7 +18,13 @@ def fleet(request):
     before up() so a half-started sandbox is taken down too.
     """
     request.addfinalizer(lambda: sandbox_fleet.down(quiet=True))
-    return sandbox_fleet.up(hosts=4)
+    summary = sandbox_fleet.up(hosts=4)
+    # A sandbox used before (scripts/sandbox-deploy, an interrupted session) may hold a pause, a
+    # lock, an unfinished run or mixed versions: every test starts from the same baseline.
+    from tests import fleetctl
+
+    fleetctl.restore_baseline()
+    return summary
 
 
 @pytest.fixture

@@ -166,8 +166,19 @@ def assert_fleet_serves(sha: str) -> None:
     assert haproxy_states() == {a: "UP" for a in ids.values()}
 
 
+def local_changes(name: str) -> str:
+    """`git status --porcelain` of a host's checkout, read as the deploy user."""
+    return subprocess.run(["runuser", "-u", topo.DEPLOY_USER, "--", "git", "-C", str(topo.host_by_name(name).app_dir), "status",
+                           "--porcelain", "--untracked-files=all"], capture_output=True, text=True, check=True, timeout=30).stdout
+
+
 def restore_baseline() -> None:
-    """Whatever a test left behind: no pause, no lock, no unfinished run, nothing suspended, all in service."""
+    """Whatever a test or an operator left behind: no pause, no lock, no unfinished run, nothing suspended,
+    no local changes in a checkout, all in service."""
+    for name in host_names():
+        if local_changes(name):
+            subprocess.run(["runuser", "-u", topo.DEPLOY_USER, "--", "sh", "-c", "git reset -q --hard && git clean -fdq"],
+                           cwd=topo.host_by_name(name).app_dir, check=True, timeout=30)
     clear_state("pause")
     if state("active"):
         done = fab("recover", "--env=sandbox", "--force")

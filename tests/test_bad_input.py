@@ -107,7 +107,8 @@ def test_a_report_that_cannot_be_written_at_the_end_is_a_warning_and_the_exit_co
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         f.wait_until(lambda: f.state("active") or deploy.poll() is not None, timeout=60, what="the rollout to start")
-        assert deploy.poll() is None, "the rollout ended before it could be observed running"
+        if deploy.poll() is not None:
+            raise AssertionError("the rollout ended before it could be observed running: " + "".join(deploy.communicate()))
         shutil.rmtree(out_dir)
         out_dir.write_text("now a file")
         stdout, stderr = deploy.communicate(timeout=180)

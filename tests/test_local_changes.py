@@ -33,7 +33,9 @@ def drifted_h002(healthy_fleet):
     yield new, added
     on_host("h002", "git", "reset", "-q", "--hard")
     for name in ("staged-by-hand.txt", added):
-        (app / name).unlink(missing_ok=True)
+        if not on_host("h002", "git", "ls-files", "--", name):  # untracked here: ours to remove
+            (app / name).unlink(missing_ok=True)
+    assert on_host("h002", "git", "status", "--porcelain", "--untracked-files=all") == ""
 
 
 def test_a_host_with_local_changes_is_refused_with_exit_13_and_nothing_changes(drifted_h002):
