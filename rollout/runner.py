@@ -409,7 +409,9 @@ class Runner:
                     lb.deregister(present)
                 self._registered[i] -= ids
             elif action == "drain":
-                lb.wait_drained(hosts, cancelled=lambda: stoppable and self.stop.requested)
+                # A run that lost its lock (say, frozen meanwhile) stops waiting at once and changes nothing.
+                lb.wait_drained(hosts, cancelled=lambda: (stoppable and self.stop.requested) or bool(self.lock and self.lock.lost),
+                                before_change=self._fence)
             elif action == "register":
                 lb.register(hosts)
                 self._registered.setdefault(i, set()).update(ids)
@@ -435,9 +437,10 @@ class Runner:
         for h in hosts:
             self.report.host(h.instance_id).steps.append(StepRecord(action, round(took, 3), not errors))
         if errors:
+            lost = [exc for _, exc in errors if isinstance(exc, LockLost)]
             lb, exc = errors[0]
-            if isinstance(exc, Cancelled):
-                raise exc
+            if lost or isinstance(exc, Cancelled):
+                raise (lost or [exc])[0]
             raise DeployFailed(
                 f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {str(exc) or type(exc).__name__}."
                 f" These hosts may be out of that load balancer; run: fab recover --env={self.inv.name}"

@@ -179,30 +179,56 @@ def test_recover_racing_a_deploy_that_finishes_never_rolls_it_back(healthy_fleet
     assert oos.most <= 1 and traffic.result().failures == 0, traffic.result().summary()
 
 
-@pytest.mark.parametrize("step", ["draining", "updating", "after-health"], ids=["draining", "reloading", "registering"])
-def test_a_frozen_run_that_lost_its_lock_changes_nothing_more(healthy_fleet, new_commit, step):
+FREEZE_AT = pytest.mark.parametrize("step", ["draining", "updating", "after-health"], ids=["draining", "reloading", "registering"])
+
+
+def frozen_deploy(step: str) -> subprocess.Popen:
+    """A deploy frozen (SIGSTOP) at `step` of batch 2: h001 updated, h002 out of service."""
+    deploy = fab_bg("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_SIGNAL_AT": f"{step}@2:SIGSTOP"})
+    wait_frozen(deploy, f"the deploy to freeze at {step} of batch 2")
+    return deploy
+
+
+def resumed_and_lost(deploy: subprocess.Popen) -> str:
+    """Resume a frozen run that lost its lock: it must exit 10 having changed nothing; its stderr."""
+    deploy.send_signal(signal.SIGCONT)
+    out, err = deploy.communicate(timeout=120)
+    assert deploy.returncode == 10, out + err
+    assert "lost the deploy lock" in err, err
+    no_traceback(err)
+    return err
+
+
+@FREEZE_AT
+def test_a_frozen_run_resumed_after_recover_restored_the_fleet_changes_nothing(healthy_fleet, new_commit, step):
     before = f.snapshot()
-    old = before["checkouts"]["h001"]
     with load() as traffic, OutOfService() as oos:
-        deploy = fab_bg("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_SIGNAL_AT": f"{step}@2:SIGSTOP"})
-        wait_frozen(deploy, f"the deploy to freeze at {step} of batch 2")
-        # recover (no --force) sees the lock unrenewed for a whole ttl, takes it over, and is
-        # itself frozen while its first batch (h002, out of service) is being restored.
+        deploy = frozen_deploy(step)
+        # recover (no --force) sees the lock unrenewed for a whole ttl and takes it over.
+        rec = f.fab("recover", "--env=sandbox")
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+        assert "was not renewed for 10s; taking it over" in said(rec.stdout), rec.stdout
+        resumed_and_lost(deploy)
+    assert_clean(before, before["checkouts"]["h001"], oos, traffic)
+
+
+def test_a_frozen_run_resumed_while_recover_restores_its_host_changes_nothing(healthy_fleet, new_commit):
+    before = f.snapshot()
+    with load() as traffic, OutOfService() as oos:
+        deploy = frozen_deploy("updating")
+        # The recovery is itself frozen while its first batch (h002, out of service) is restored.
         rec = fab_bg("recover", "--env=sandbox", env={"ROLLOUT_SIGNAL_AT": "updating:SIGSTOP"})
         wait_frozen(rec, "the recovery to take over and freeze while restoring h002")
-        deploy.send_signal(signal.SIGCONT)
-        out, err = deploy.communicate(timeout=120)
-        assert deploy.returncode == 10, out + err
-        assert "lost the deploy lock" in err, err
-        # The old run acted no more: processes still suspended, h002 still out, lock the recovery's.
+        resumed_and_lost(deploy)
+        # The old run acted no more: processes still suspended, h002 still out, the lock the recovery's.
         assert f.suspended() == f.ALL
         assert list(f.haproxy_states().values()).count("UP") == len(f.instances()) - 1
         assert f.state("lock")["ref"]["S"].startswith("recover ")
         rec.send_signal(signal.SIGCONT)
         rout, rerr = rec.communicate(timeout=180)
         assert rec.returncode == 0, rout + rerr
-    no_traceback(err, rerr)
-    assert_clean(before, old, oos, traffic)
+    no_traceback(rerr)
+    assert_clean(before, before["checkouts"]["h001"], oos, traffic)
 
 
 @pytest.mark.parametrize("skewed, offset", [("recover", "+10m"), ("deploy", "-10m")])

@@ -24,10 +24,11 @@ class Balancer(Protocol):
     def deregister(self, hosts: list[Host]) -> None:
         """Stop sending new traffic to the hosts (one call for the batch)."""
 
-    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False, before_change=lambda: None) -> None:
         """Return once the hosts have no traffic left, or their draining deadline passed.
 
-        Raises waiting.Cancelled if `cancelled()` turns true first.
+        Raises waiting.Cancelled if `cancelled()` turns true first. An adapter that changes
+        anything once drained (HAProxy: maintenance) calls `before_change()` first.
         """
 
     def register(self, hosts: list[Host]) -> None:

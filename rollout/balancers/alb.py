@@ -70,7 +70,7 @@ class TargetGroup:
         with translate(f"deregistering from target group {self.name}"):
             self.client.deregister_targets(TargetGroupArn=self.arn, Targets=targets)
 
-    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False, before_change=lambda: None) -> None:
         self._wait("target_deregistered", hosts, self.facts().drain_seconds + 30, "draining", cancelled)
 
     def register(self, hosts: list[Host]) -> None:

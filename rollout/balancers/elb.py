@@ -49,7 +49,7 @@ class ClassicElb:
         with translate(f"deregistering from ELB {self.name}"):
             self.client.deregister_instances_from_load_balancer(LoadBalancerName=self.name, Instances=_ids(hosts))
 
-    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False, before_change=lambda: None) -> None:
         if self.facts().drain_seconds == 0:
             return  # without connection draining a deregistered instance gets no more requests at once
         # While draining, a deregistered instance still reads InService; once it is

@@ -167,7 +167,7 @@ class HaproxyBackend:
     def deregister(self, hosts: list[Host]) -> None:
         self._set_state(hosts, "drain")
 
-    def wait_drained(self, hosts: list[Host], cancelled=lambda: False) -> None:
+    def wait_drained(self, hosts: list[Host], cancelled=lambda: False, before_change=lambda: None) -> None:
         servers = set(self._servers(hosts).values())
         try:
             poll(
@@ -184,6 +184,7 @@ class HaproxyBackend:
         except WaitTimeout as exc:
             # Past the deadline the remaining sessions are cut: that is what drain_timeout means.
             log.warning("HAProxy %s: %s; putting the servers in maintenance anyway", self.name, exc)
+        before_change()
         self._set_state(hosts, "maint")
 
     def register(self, hosts: list[Host]) -> None:
