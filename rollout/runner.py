@@ -31,15 +31,17 @@ from rollout.waiting import Cancelled, WaitTimeout, poll
 log = logging.getLogger("rollout.runner")
 
 
-def _once(fn: Callable[[], bool]) -> Callable[[], bool]:
-    """`fn` called by the first caller only; the others, waiting meanwhile, get its answer."""
-    guard, answer = threading.Lock(), []
+def _shared(fn: Callable[[], bool], fresh: float = 1.0) -> Callable[[], bool]:
+    """`fn` answered once for callers within `fresh` seconds of each other (a batch's sessions at the gate);
+    a later caller (a command retried after a dropped connection) asks again."""
+    guard, last = threading.Lock(), [False, -fresh]
 
     def call() -> bool:
         with guard:
-            if not answer:
-                answer.append(fn())
-            return answer[0]
+            if time.monotonic() - last[1] >= fresh:
+                last[0] = fn()
+                last[1] = time.monotonic()
+            return last[0]
 
     return call
 
@@ -457,7 +459,7 @@ class Runner:
         the time out of service. Each session proves the lock is still ours just before its
         script is sent, so a run frozen as the gate opened sends nothing once resumed.
         """
-        gate = Gate(check=_once(self._holds_lock))
+        gate = Gate(check=_shared(self._holds_lock))
 
         def work(h: Host):
             try:
