@@ -19,7 +19,7 @@ from rollout import deploy as deploying
 from rollout import args as arguments, check as checking, log, ssh
 from rollout import inventory, journal as journals, lock as locks, pause as pauses, personal, refs, sizes, status as statuses
 from rollout.environment import Environment
-from rollout.errors import ConfigError, RolloutError, UsageError
+from rollout.errors import ConfigError, ConnectError, RolloutError, UsageError
 from rollout import plan as planning
 from rollout.plan import Plan
 from rollout.progress import Output
@@ -147,6 +147,8 @@ def status(env: str, as_json: bool = False) -> None:
         print(json.dumps(doc, indent=2))
     else:
         statuses.render(doc, Output().console)
+    if not doc["bastion"]["reachable"]:
+        raise ConnectError(doc["bastion"]["error"])
 
 
 def _state(inv) -> dict:

@@ -24,8 +24,8 @@ def verbosity(verbose: bool = False, quiet: bool = False) -> int:
 def setup(level: int = NORMAL) -> None:
     """Send log records to stderr with the detail `level` asks for (QUIET, NORMAL or VERBOSE).
 
-    QUIET: errors only. NORMAL: warnings (every retry, every host failure). VERBOSE: rollout's
-    debug records and paramiko's own log. Safe to call more than once: the last call wins.
+    QUIET: errors only. NORMAL: warnings (every retry, every host failure), nothing from paramiko.
+    VERBOSE: rollout's debug records and paramiko's own log. Safe to call more than once: the last call wins.
     """
     root = logging.getLogger()
     if not any(getattr(h, "_rollout", False) for h in root.handlers):
@@ -37,7 +37,9 @@ def setup(level: int = NORMAL) -> None:
     transport = logging.getLogger("paramiko.transport")
     if _refused_channels not in transport.filters:
         transport.addFilter(_refused_channels)
-    # paramiko's own log (DEBUG for the transport) shows with -v; otherwise it follows the root level.
-    logging.getLogger("paramiko").setLevel(logging.DEBUG if level >= VERBOSE else logging.NOTSET)
+    # paramiko's own log (DEBUG for the transport) shows with -v, and only then: its transport
+    # thread logs a traceback for errors rollout reports itself in one line (a bastion that does
+    # not speak SSH printed ~25 lines of it before rollout's own).
+    logging.getLogger("paramiko").setLevel(logging.DEBUG if level >= VERBOSE else logging.CRITICAL + 1)
     for chatty in ("botocore", "boto3", "urllib3", "invoke", "fabric"):  # their debug records would drown rollout's
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -418,6 +418,9 @@ def _open(conn: Connection, what: str, known_hosts: Path) -> None:
             raise HostKeyError(
                 f"{what} {target}: host key unknown (not in {known_hosts}); verify the server's fingerprint and add it to that file"
             ) from None
+        if isinstance(exc, paramiko.IncompatiblePeer) or "protocol banner" in str(exc):
+            raise ConnectError(f"{what} {target}: the server there does not speak SSH ({exc}); check the address and"
+                               f" port {conn.port}") from None
         raise ConnectError(f"{what} {target}: SSH failed: {exc}") from None
     except (socket.timeout, TimeoutError):
         raise ConnectError(f"{what} {target}: timed out connecting; check the address and that port {conn.port} is reachable") from None

@@ -64,6 +64,13 @@ class StrictAws:
         key = iam.create_access_key(UserName=name)["AccessKey"]
         return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"], "ARN": arn}
 
+    def state_table(self, name: str = "rollout-state") -> None:
+        """The DynamoDB table rollout keeps its state in, as `fab setup` creates it."""
+        self.client("dynamodb").create_table(
+            TableName=name, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+
     def enforce(self) -> None:
         """From now on, every request is checked against its caller's IAM policies."""
         request = urllib.request.Request(f"{self.url}/moto-api/reset-auth", data=b"0", method="POST",

@@ -16,6 +16,7 @@ import yaml
 
 from sandbox.strictaws import StrictAws
 from tests import fleetctl as f
+from tests.listeners import answering
 
 READS = ["sts:GetCallerIdentity", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:Query"]
 
@@ -55,10 +56,7 @@ def strict():
     """A moto server enforcing IAM, with the state table and two users: one may not describe
     instances, the other may not create tables."""
     with StrictAws() as aws:
-        aws.client("dynamodb").create_table(
-            TableName="rollout-state", BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+        aws.state_table()
         users = {"no-ec2": aws.user("no-ec2", READS), "no-create": aws.user("no-create", [*READS, "ec2:DescribeInstances"])}
         aws.enforce()
         yield aws, users
@@ -125,28 +123,9 @@ def test_an_endpoint_that_is_a_web_server_is_not_aws(web_page, tmp_path, task):
 
 def test_an_endpoint_that_does_not_speak_http_is_one_line(tmp_path):
     """An SSH server's banner where AWS should be: retried as a dropped connection, then one line."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    try:
+    with answering(b"SSH-2.0-OpenSSH_9.2\r\n") as port:
+        url = f"http://127.0.0.1:{port}"
         done = f.fab("status", "--env=app", inventories=inventory(tmp_path, url),
                      env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"})
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
     line = one_line(done, 5)
     assert line.startswith(f"rollout: cannot talk to the AWS endpoint {url} for ec2.DescribeInstances"), line
