@@ -70,3 +70,9 @@ def test_a_bastion_that_does_not_speak_ssh_is_one_line_and_exit_6(aws, not_ssh, 
         doc = json.loads(done.stdout)
         assert doc["bastion"]["reachable"] is False and doc["bastion"]["error"] == line.removeprefix("rollout: ")
         assert [h["ssh"] for h in doc["hosts"]] == ["unreachable"]
+
+
+def test_verbose_shows_paramikos_own_log_of_it(aws, not_ssh, tmp_path):
+    done = f.fab("status", "--env=web", "-v", inventories=inventory(tmp_path, aws.url, not_ssh), env=CREDENTIALS)
+    assert done.returncode == 6, done.stderr
+    assert "paramiko.transport" in done.stderr and "does not speak SSH" in done.stderr
