@@ -425,6 +425,8 @@ def validate(env: str, data: dict, source: yamlsource.Source) -> tuple[Optional[
         if internal in data:
             problems.append((source.line((internal,)), f"unknown key '{internal}'; valid keys here: {', '.join(_valid_keys(()))}"))
     data = {k: v for k, v in data.items() if k not in ("name", "user")}
+    for where, line, first in source.duplicate_keys():
+        problems.append((line, f"'{'.'.join(map(str, where))}' is given twice (first on line {first}); keep one"))
     flagged = set()
     for where, node in source.scalars():
         trap = yamlsource.pitfall(node)

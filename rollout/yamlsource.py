@@ -45,6 +45,23 @@ class Source:
         node = self.node(path)
         return node.start_mark.line + 1 if node is not None else None
 
+    def duplicate_keys(self) -> Iterator[tuple[tuple, int, int]]:
+        """(path, line, first line) of every key given twice in one mapping (YAML keeps the last silently)."""
+        def walk(node, path):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[str, int] = {}
+                for k, v in node.value:
+                    if isinstance(k, yaml.ScalarNode):
+                        if k.value in seen:
+                            yield (*path, k.value), k.start_mark.line + 1, seen[k.value]
+                        seen.setdefault(k.value, k.start_mark.line + 1)
+                    yield from walk(v, (*path, getattr(k, "value", "?")))
+            elif isinstance(node, yaml.SequenceNode):
+                for i, v in enumerate(node.value):
+                    yield from walk(v, (*path, i))
+
+        yield from walk(self.root, ())
+
     def scalars(self) -> Iterator[tuple[tuple, yaml.ScalarNode]]:
         """Every scalar value with its path (keys as written)."""
         def walk(node, path):

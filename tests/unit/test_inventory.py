@@ -94,6 +94,7 @@ def _text(tmp_path, name, edit):
         ([("  channel: \"#deploys\"", "  channel: \"#deploys\"\n  token_env: SLACK TOKEN")], r"'slack.token_env': expected an environment variable name"),
         ([('  branch_pattern: "remote-run/(?P<user>[^/]+)/.+"', '  branch_pattern: "remote-run/.+"')], r"'personal.branch_pattern': needs a named group"),
         ([('    Deployment: "dev-{user}"', '    Deployment: "dev"')], r"'personal.tags': must contain \{user\}"),
+        ([("max_failures: 0", "max_failures: 0\nmax_failures: 2")], r":\d+: 'max_failures' is given twice \(first on line \d+\); keep one"),
     ],
 )
 def test_each_bad_value_is_refused_when_the_inventory_loads_naming_key_file_and_line(tmp_path, edit, message):
