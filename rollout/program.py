@@ -100,8 +100,9 @@ class Rules:
                 name = arg.attr_name or arg.name
                 if name in values and values[name] != arg.value:
                     arg.value = values[name]
-        # Given to the task now: Fabric's executor must not also run it once per host.
+        # Given to the tasks now: Fabric must not also run them once per host, nor set run.dry.
         self.core[0].args.hosts.value = None
+        self.core[0].args.dry.value = False
 
     def binary_name_for_help(self) -> str:
         return getattr(self, "called_as", None) or "fab"

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import inspect
 
-from fabric import Task
+from fabric import Connection, Task
 from fabric import task as fabric_task
 from invoke import Collection
+from invoke.exceptions import Exit
 
 SHORT_FLAGS = {"verbose": "v", "quiet": "q"}
 
@@ -39,7 +40,15 @@ class RolloutTask(Task):
 
 
 def _session(c, verbose: bool, quiet: bool):
-    """rollout.cli, set up for this command (imported here: help and argument errors need none of it)."""
+    """rollout.cli, set up for this command (imported here: help and argument errors need none of it).
+
+    A fabfile that lists rollout's tasks without namespace() leaves Fabric's own handling of
+    -H (the task once per host) and -R: both are refused here, before anything runs.
+    """
+    if isinstance(c, Connection):
+        raise Exit("rollout: -H ran this task once per host: use --hosts=... after the task (or call rollout.tasks.namespace() in the fabfile)", code=2)
+    if c.config.run.dry:
+        raise Exit("rollout: -R/--dry would only echo commands: use deploy --dry-run (or call rollout.tasks.namespace() in the fabfile)", code=2)
     from rollout import cli
 
     cli.session(c, verbose, quiet)

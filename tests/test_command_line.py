@@ -187,3 +187,18 @@ def test_env_completion_lists_the_inventories():
     p = run(f.FAB, "--complete", "--", "fab", "deploy", "--env", "")
     names = sorted(x.stem for x in (f.ROOT / "inventories").glob("*.yml"))
     assert p.returncode == 0 and p.stdout.split() == names
+
+
+def test_a_fabfile_without_namespace_still_never_runs_a_task_per_host_or_fakes_a_dry_run(tmp_path):
+    (tmp_path / "fabfile.py").write_text("from invoke import Collection\n\nfrom rollout.tasks import deploy, status\n\n"
+                                         "ns = Collection(deploy, status)\n")
+
+    def bare(argv):
+        return subprocess.run([f.FAB, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=f.fab_env(),
+                              stdin=subprocess.DEVNULL)
+
+    per_host, dry, status = run_all_with(bare, [["-H", "h001,h002", "deploy", "--env=nosuch"], ["-R", "deploy", "--env=nosuch"],
+                                                ["-H", "h001", "status", "--env=nosuch"]])
+    assert per_host.returncode == 2 and one_line(per_host).startswith("rollout: -H ran this task once per host")
+    assert dry.returncode == 2 and "use deploy --dry-run" in one_line(dry)
+    assert status.returncode == 2 and "once per host" in one_line(status)

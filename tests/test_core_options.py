@@ -138,3 +138,14 @@ def test_status_shows_lock_pause_unfinished_run_and_last_deploy(healthy_fleet):
     else:
         assert state["last_deploy"] == {k: last[k] for k in state["last_deploy"]} and state["last_deploy"]["result"]
         assert f"last deploy: {last['result']}" in text.stdout
+
+
+def test_verbose_shows_paramiko_and_quiet_only_errors(healthy_fleet, new_commit):
+    verbose = f.fab("deploy", "--env=sandbox", "--dry-run", "-v")
+    assert verbose.returncode == 0 and "DEBUG paramiko.transport" in verbose.stderr, verbose.stderr
+    # Without a Slack token, a real deploy warns once; -q leaves errors only.
+    normal = f.fab("deploy", "--env=sandbox", "--yes", "--hosts=h001")
+    quiet = f.fab("deploy", "--env=sandbox", "--yes", "--hosts=h002", "-q")
+    assert normal.returncode == quiet.returncode == 0, normal.stderr + quiet.stderr
+    assert "WARNING rollout.slack" in normal.stderr and "DEBUG" not in normal.stderr
+    assert "WARNING" not in quiet.stderr and f.checked_out("h002") == new_commit
