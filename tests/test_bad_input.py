@@ -57,6 +57,18 @@ CASES = [
     ("missing-aws-profile", [], lambda tmp: (lambda d: d["aws"].update(profile="no-such-profile")), 5, ["AWS profile 'no-such-profile' not found"]),
     ("unwritable-report", ["--report=/dev/null/r.json"], None, 2, ["--report=/dev/null/r.json cannot be written: /dev/null is not a directory"]),
     ("unwritable-junit", ["--junit=/dev/null/j.xml"], None, 2, ["--junit=/dev/null/j.xml cannot be written"]),
+    # Inventory values: refused when the file loads, naming the file, line and key (never a flag).
+    ("inventory-batch", [], lambda tmp: (lambda d: d.update(batch="lots")), 3, ["sandbox.yml:", "'batch': give a positive count"]),
+    ("inventory-max-failures", [], lambda tmp: (lambda d: d.update(max_failures="plenty")), 3, ["'max_failures': give a count"]),
+    ("inventory-every-error", [], lambda tmp: (lambda d: d.update(batch="lots", max_failures="plenty")), 3, ["sandbox.yml: 2 errors:"]),
+    ("endpoint-url-without-scheme", [], lambda tmp: (lambda d: d["aws"].update(endpoint_url="127.0.0.1:5055")), 3,
+     ["'aws.endpoint_url': expected a URL with its scheme", "(got '127.0.0.1:5055')"]),
+    ("region-with-a-path", [], lambda tmp: (lambda d: d["aws"].update(region="eu west 1/../x")), 3, ["'aws.region': expected an AWS region"]),
+    ("yaml-boolean-tag", [], lambda tmp: (lambda d: d["instances"]["tags"].update(Enabled=True)), 3,
+     ["'instances.tags.Enabled': expected a string, got the boolean true", 'write "true" in quotes']),
+    ("unknown-region", [], lambda tmp: (lambda d: (d["aws"].pop("endpoint_url"), d["aws"].update(region="eu-west-9"))), 3,
+     ["aws.region 'eu-west-9' is not an AWS region"]),
+    ("bastion-not-ssh", [], lambda tmp: bastion_port(8080), 6, ["bastion 198.18.0.10:8080: the server there does not speak SSH"]),
 ]
 
 
@@ -69,10 +81,11 @@ def test_bad_input_is_refused_clearly_and_touches_nothing(fleet, tmp_path, args,
         args = ["--env=sandbox", *args]
     done = f.fab("deploy", "--yes", *args, inventories=inv)
     assert done.returncode == code, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("rollout: ")]
     assert len(lines) == 1, done.stderr
     for w in words:
-        assert w in lines[0]
+        assert w in lines[0], lines[0]
     assert not PWNED.exists()
     assert f.snapshot() == before
 
