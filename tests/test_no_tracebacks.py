@@ -42,6 +42,14 @@ def unparsable_yaml(tmp_path):
     return None, None
 
 
+def octal_port(tmp_path):
+    """The sandbox inventory as written, with an octal-looking health port (YAML 1.1 reads 014000 as 6144)."""
+    (tmp_path / "inv").mkdir(parents=True, exist_ok=True)
+    text = (f.ROOT / "inventories" / "sandbox.yml").read_text().replace("  port: 14000", "  port: 014000")
+    (tmp_path / "inv" / "sandbox.yml").write_text(text)
+    return None, None
+
+
 def top_level_list(tmp_path):
     (tmp_path / "inv").mkdir(parents=True, exist_ok=True)
     (tmp_path / "inv" / "sandbox.yml").write_text("- a\n- b\n")
@@ -70,6 +78,14 @@ ROWS = [
     ("inventory-endpoint-without-scheme", ["deploy", "--env=sandbox", "--yes"], set_key("aws", "endpoint_url", "127.0.0.1:5055"), None, None),
     ("inventory-region-with-path", ["deploy", "--env=sandbox", "--yes"], set_key("aws", "region", "eu west 1/../x"), None, None),
     ("inventory-queue-max-age-zero", ["worker", "--env=sandbox", "--once", "--wait=0"], set_key("queue", "max_age", 0), SECRET, None),
+    ("inventory-batch-not-a-size", ["deploy", "--env=sandbox", "--yes"], lambda d: d.update(batch="lots"), None, None),
+    ("inventory-max-failures-plenty", ["deploy", "--env=sandbox", "--yes"], lambda d: d.update(max_failures="plenty"), None, None),
+    ("inventory-yaml-boolean-tag", ["deploy", "--env=sandbox", "--yes"], lambda d: d["instances"]["tags"].update(Enabled=True), None, None),
+    ("inventory-octal-port", ["deploy", "--env=sandbox", "--yes"], None, None, octal_port),
+    ("inventory-unknown-region", ["deploy", "--env=sandbox", "--yes"],
+     lambda d: (d["aws"].pop("endpoint_url"), d["aws"].update(region="eu-west-9")), None, None),
+    ("check-every-error", ["check", "--env=sandbox"], lambda d: d.update(batch="lots", max_failures="plenty"), None, None),
+    ("status-bastion-not-ssh", ["status", "--env=sandbox"], set_key("bastion", "port", 8080), None, None),
     # environment
     ("inventories-dir-missing", ["deploy", "--env=sandbox", "--yes"], None, {"ROLLOUT_INVENTORIES": "/nonexistent"}, None),
     ("queue-secret-unset", ["worker", "--env=sandbox", "--once", "--wait=0"], None, {"ROLLOUT_QUEUE_SECRET": None}, None),
