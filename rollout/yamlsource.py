@@ -30,7 +30,7 @@ class Source:
         node = self.root
         for part in path:
             if isinstance(node, yaml.MappingNode):
-                found = next((v for k, v in node.value if _same_key(k, part)), None)
+                found = next((v for k, v in reversed(node.value) if _same_key(k, part)), None)  # YAML keeps the last
             elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
                 found = node.value[part]
             else:

@@ -155,3 +155,12 @@ def test_the_json_schema_accepts_every_shipped_inventory_and_refuses_bad_values(
         assert not errors, (path, errors[0].message)
     bad = {**BASE, "batch": "lots", "aws": {**BASE["aws"], "endpoint_url": "127.0.0.1:5055"}, "health": {**BASE["health"], "port": 0}}
     assert len(list(validator.iter_errors(bad))) == 3
+
+
+def test_a_value_given_twice_is_blamed_where_yaml_takes_it_from_the_last(tmp_path):
+    _text(tmp_path, "bad", [("max_failures: 0", "max_failures: 0\nmax_failures: plenty")])
+    with pytest.raises(inventory.InventoryError) as exc:
+        inventory.load("bad", tmp_path)
+    last = 1 + (tmp_path / "bad.yml").read_text().splitlines().index("max_failures: plenty")
+    assert [p.split(":")[1] for p in exc.value.problems] == [str(last), str(last)]
+    assert "given twice" in exc.value.problems[0] and "(got 'plenty')" in exc.value.problems[1]
