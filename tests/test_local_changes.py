@@ -53,10 +53,15 @@ def test_a_host_with_local_changes_is_refused_with_exit_13_and_nothing_changes(d
     assert (app / added).read_text() == "mine\n" and "local hotfix" in (app / "server.js").read_text()
 
 
-def test_force_discards_the_local_changes_and_the_report_lists_them(drifted_h002, tmp_path):
+@pytest.mark.parametrize("how", ["--force", "app.discard_local_changes"])
+def test_force_discards_the_local_changes_and_the_report_lists_them(drifted_h002, tmp_path, how):
     new, added = drifted_h002
     report = tmp_path / "report.json"
-    done = f.fab("deploy", "--env=sandbox", "--yes", f"--ref={new}", "--force", f"--report={report}")
+    if how == "--force":
+        done = f.fab("deploy", "--env=sandbox", "--yes", f"--ref={new}", "--force", f"--report={report}")
+    else:
+        inv = f.write_inventory(tmp_path / "inv", lambda d: d["app"].update(discard_local_changes=True))
+        done = f.fab("deploy", "--env=sandbox", "--yes", f"--ref={new}", f"--report={report}", inventories=inv)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "h002 (198.18.1.12): discarding 3 local change(s)" in done.stdout + done.stderr
     hosts = {h["name"]: h for h in json.loads(report.read_text())["hosts"]}
