@@ -439,6 +439,9 @@ def validate(env: str, data: dict, source: yamlsource.Source) -> tuple[Optional[
     except ValidationError as exc:
         said = set()
         for err in exc.errors():
+            if err["type"] == "invalid_key" or err["loc"][-1:] == ("[key]",):
+                problems.append(_key_problem(err, source))
+                continue
             path = _key_path(err["loc"])
             node = source.node(path)
             if path in said or id(node) in flagged:
@@ -499,6 +502,17 @@ def describe_error(err: dict, hint: str = "") -> str:
         return f"'{key}': expected a string, got {got}" + (f"; {hint}" if hint else "")
     msg = err["msg"].removeprefix("Value error, ")
     return f"'{key}': {msg} (got {value!r})" + (f"; {hint}" if hint and isinstance(value, bool) else "")
+
+
+def _key_problem(err: dict, source: yamlsource.Source) -> tuple[Optional[int], str]:
+    """(line, message) for a key that is not text (YAML read `no:` as false, `1:` as a number)."""
+    where = _key_path(err["loc"][:-1] if err["type"] == "invalid_key" else err["loc"][:-2])
+    node = source.key(where, err["input"])
+    value = err["input"]
+    got = f"the boolean {str(value).lower()}" if isinstance(value, bool) else repr(value)
+    hint = yamlsource.hint(node)
+    line = node.start_mark.line + 1 if node is not None else source.line(where)
+    return line, f"'{'.'.join(map(str, where)) or '(top level)'}': a key must be text, got {got}" + (f"; {hint}" if hint else "")
 
 
 _TAGGED = {"elb": Elb, "alb": Alb, "haproxy": Haproxy, "git": GitApp, "container": ContainerApp}

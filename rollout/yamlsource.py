@@ -40,6 +40,13 @@ class Source:
             node = found
         return node
 
+    def key(self, path: tuple, value) -> Optional[yaml.Node]:
+        """The node of the key that YAML read as `value` in the mapping at `path` (None if not found)."""
+        mapping = self.node(path)
+        if not isinstance(mapping, yaml.MappingNode):
+            return None
+        return next((k for k, _ in reversed(mapping.value) if _same_key(k, value)), None)
+
     def line(self, path: tuple) -> Optional[int]:
         """The 1-based line of the value at `path` (or of the nearest enclosing one)."""
         node = self.node(path)

@@ -94,6 +94,9 @@ def _text(tmp_path, name, edit):
         ([("  channel: \"#deploys\"", "  channel: \"#deploys\"\n  token_env: SLACK TOKEN")], r"'slack.token_env': expected an environment variable name"),
         ([('  branch_pattern: "remote-run/(?P<user>[^/]+)/.+"', '  branch_pattern: "remote-run/.+"')], r"'personal.branch_pattern': needs a named group"),
         ([('    Deployment: "dev-{user}"', '    Deployment: "dev"')], r"'personal.tags': must contain \{user\}"),
+        ([("    Deployment: sandbox\n  address", "    Deployment: sandbox\n    no: x\n  address")],
+         r":12: 'instances.tags': a key must be text, got the boolean false; YAML 1.1 reads an unquoted no as a boolean; write \"no\" in quotes"),
+        ([("max_failures: 0", "max_failures: 0\noff: 1")], r"'\(top level\)': a key must be text, got the boolean false; .*write \"off\""),
         ([("max_failures: 0", "max_failures: 0\nmax_failures: 2")], r":\d+: 'max_failures' is given twice \(first on line \d+\); keep one"),
     ],
 )
