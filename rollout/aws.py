@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Callable, Optional
 
 import boto3
 import botocore
+import botocore.credentials
 import botocore.exceptions
 import botocore.parsers
 import botocore.session
@@ -41,6 +43,8 @@ class Aws:
         endpoint_url: Optional[str] = None,
         profile: Optional[str] = None,
         sleep: Callable[[float], None] = time.sleep,
+        role=None,
+        requester: str = "",
     ):
         problem = region_problem(region, endpoint_url)
         if problem:
@@ -54,6 +58,11 @@ class Aws:
         except botocore.exceptions.ProfileNotFound:
             raise AwsAccessError(f"AWS profile {profile!r} not found; create it (aws configure --profile {profile}) or remove aws.profile") from None
         self._principal: Optional[str] = None
+        if role is not None:
+            self._botocore = botocore.session.get_session()
+            self._botocore.register_component("credential_provider", botocore.credentials.CredentialResolver(
+                [_AssumedRole(self.session, role, session_name(requester), region, endpoint_url)]))
+            self.session = boto3.Session(botocore_session=self._botocore, region_name=region)
         self.calls = 0
         self.calls_by_operation: dict[str, int] = {}
         self._clients: dict[str, object] = {}
@@ -115,6 +124,44 @@ def region_problem(region: str, endpoint_url: Optional[str]) -> Optional[str]:
         return None
     return (f"aws.region {region!r} is not an AWS region (botocore {botocore.__version__} knows {len(known_regions())},"
             " e.g. eu-west-1, us-east-1); fix aws.region, or set aws.endpoint_url for an endpoint of your own")
+
+
+def session_name(requester: str) -> str:
+    """An STS RoleSessionName naming the requester: `rollout-WHO`, unsupported characters as '-', at most 64."""
+    return ("rollout-" + re.sub(r"[^A-Za-z0-9+=,.@_-]", "-", requester or "unknown"))[:64]
+
+
+class _AssumedRole(botocore.credentials.CredentialProvider):
+    """Credentials of `role`, assumed with the source session's credentials when first asked for, renewed before expiry."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, source: boto3.Session, role, name: str, region: str, endpoint_url: Optional[str]):
+        self._source, self._role, self._name, self._region, self._endpoint = source, role, name, region, endpoint_url
+
+    def load(self):
+        source = self._source.get_credentials()
+        if source is None:
+            return None
+        extra = {"RoleSessionName": self._name, "DurationSeconds": self._role.duration}
+        if self._role.external_id:
+            extra["ExternalId"] = self._role.external_id
+
+        def sts(service, **kwargs):
+            return self._source.client(service, region_name=self._region, endpoint_url=self._endpoint, config=_NO_RETRIES, **kwargs)
+
+        fetcher = botocore.credentials.AssumeRoleCredentialFetcher(sts, source, self._role.arn, extra_args=extra)
+
+        def fetch():
+            try:
+                return fetcher.fetch_credentials()
+            except botocore.exceptions.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise AwsAccessError(f"cannot assume role {self._role.arn} ({code}): check aws.role (arn, external_id)"
+                                     " and the role's trust policy, and that your credentials may assume it") from None
+
+        # Fetched now, not deferred: botocore logs a failed deferred fetch with its traceback.
+        return botocore.credentials.RefreshableCredentials.create_from_metadata(fetch(), fetch, self.METHOD)
 
 
 class RetryingClient:
@@ -205,3 +252,10 @@ def translate(doing: str):
         if code in ("InvalidClientTokenId", "SignatureDoesNotMatch", "ExpiredToken", "UnrecognizedClientException", "AuthFailure"):
             raise AwsAccessError(f"{doing}: AWS rejected the credentials ({code}); refresh them") from None
         raise
+
+
+def from_config(cfg) -> Aws:
+    """An Aws for an inventory's `aws` section; a role is assumed in a session named after the requester."""
+    from rollout.report import who
+
+    return Aws(cfg.region, cfg.endpoint_url, cfg.profile, role=cfg.role, requester=who() if cfg.role else "")

@@ -242,6 +242,8 @@ def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, ho
         store = Store(env.aws, inv.state.table, inv.name)
         discard = force or getattr(inv.app, "discard_local_changes", False)
         plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh, discard=discard)
+        if env.found_balancers:
+            output.line("load balancers found from membership: " + ", ".join(f"{k} {n}" for k, n in env.found_balancers))
         for note in plan.notes:
             output.warn(note)
         for h in plan.hosts:

@@ -65,3 +65,34 @@ def find_bastion(aws: Aws, tags: dict[str, str], address_attribute: str) -> str:
 def as_hosts(instances: list[Instance]) -> list[Host]:
     """Planner hosts from discovered instances."""
     return [Host(instance_id=i.instance_id, address=i.address, name=i.name) for i in instances]
+
+
+def group_members(aws: Aws, groups: list[str]) -> dict[str, str]:
+    """Instance id -> Auto Scaling group name, for the instances of `groups` (one paginated read)."""
+    out: dict[str, str] = {}
+    paginator = aws.client("autoscaling").get_paginator("describe_auto_scaling_groups")
+    with translate("reading the stack's Auto Scaling groups"):
+        for start in range(0, len(groups), 50):  # AutoScalingGroupNames takes at most 50 names
+            for page in paginator.paginate(AutoScalingGroupNames=groups[start:start + 50]):
+                for g in page["AutoScalingGroups"]:
+                    out.update({i["InstanceId"]: g["AutoScalingGroupName"] for i in g.get("Instances", [])})
+    return out
+
+
+def find_instances_by_id(aws: Aws, ids: list[str], tags: dict[str, str], address_attribute: str) -> list[Instance]:
+    """The running instances among `ids` that carry every tag, with their SSH address."""
+    paginator = aws.client("ec2").get_paginator("describe_instances")
+    reservations = []
+    with translate("discovering the stack's instances"):
+        for start in range(0, len(ids), 200):  # a filter takes at most 200 values
+            flt = [{"Name": "instance-id", "Values": ids[start:start + 200]}] + tag_filters(tags)
+            reservations += [r for page in paginator.paginate(Filters=flt) for r in page["Reservations"]]
+    return parse_instances(reservations, address_attribute)
+
+
+def instance_address(aws: Aws, instance_id: str, address_attribute: str, what: str) -> str:
+    """The address of one running instance (the stack's bastion resource); PreflightError if it has none."""
+    found = find_instances_by_id(aws, [instance_id], {}, address_attribute)
+    if not found:
+        raise PreflightError(f"{what}: instance {instance_id} is not running or has no {address_attribute}")
+    return found[0].address

@@ -58,6 +58,12 @@ class PreflightError(RolloutError):
     exit_code = 8
 
 
+class StackNotReady(RolloutError):
+    """The environment's CloudFormation stack is changing or broken (*_IN_PROGRESS, *_FAILED, ROLLBACK_*)."""
+
+    exit_code = 20
+
+
 class DeployFailed(RolloutError):
     """A host failed a step; the rollout stopped."""
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Optional, Union
 import yaml
 from urllib.parse import urlsplit
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, FiniteFloat, PlainSerializer, PlainValidator,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, FiniteFloat, PlainSerializer, PlainValidator,
                       ValidationError, WithJsonSchema, field_validator, model_validator)
 from pydantic.json_schema import SkipJsonSchema
 
@@ -19,6 +19,7 @@ from rollout import refs, sizes, yamlsource
 from rollout.errors import ConfigError, InventoryError, RefError
 from rollout.sizes import Size
 
+STACK_TAG = "aws:cloudformation:stack-name"  # CloudFormation tags the instances it launches with it
 ENV_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 ADDRESS_ATTRIBUTES = Literal["PrivateIpAddress", "PublicIpAddress", "PrivateDnsName", "PublicDnsName"]
 
@@ -135,28 +136,58 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Role(Model):
+    """An IAM role to assume for this environment (another account's, typically)."""
+
+    arn: _matching(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$",
+                   "an IAM role ARN like arn:aws:iam::123456789012:role/NAME")
+    external_id: Optional[_matching(r"^[A-Za-z0-9+=,.@:/_-]{2,1224}$", "an external id: 2-1224 letters, digits, +=,.@:/_-")] = None
+    duration: _seconds(int, ge=900, le=43200) = 3600
+
+
 class Aws(Model):
     region: Region
     endpoint_url: Optional[Url] = None
     profile: Optional[Text] = None
+    role: Optional[Role] = None
+
+
+class StackOutput(Model):
+    """An inventory value read from an output of the environment's stack (`{stack_output: KEY}`)."""
+
+    stack_output: _matching(r"^[A-Za-z0-9]{1,255}$", "an output key (letters and digits)")
+
+
+def _or_output(kind):
+    """`kind`, or `{stack_output: KEY}`: the value of an output of the environment's stack.
+
+    A mapping is read as a stack output and anything else as `kind`, so an error is about one of them only.
+    """
+    return Annotated[Union[Annotated[kind, Tag("value")], Annotated[StackOutput, Tag("{stack_output}")]],
+                     Discriminator(lambda v: "{stack_output}" if isinstance(v, (dict, StackOutput)) else "value")]
+
+
+StackName = _matching(r"^[A-Za-z][A-Za-z0-9-]{0,127}$", "a CloudFormation stack name: a letter, then letters, digits and -")
+LogicalId = _matching(r"^[A-Za-z0-9]{1,255}$", "a logical id of the stack's template (letters and digits)")
 
 
 class Instances(Model):
-    tags: Tags = Field(min_length=1)
+    tags: Tags = {}
     address: ADDRESS_ATTRIBUTES = "PrivateIpAddress"
 
 
 class Bastion(Model):
-    host: Optional[Text] = None
+    host: Optional[_or_output(Text)] = None
     tags: Optional[Tags] = None
+    resource: Optional[LogicalId] = None
     address: ADDRESS_ATTRIBUTES = "PublicIpAddress"
     port: Port = 22
     user: Optional[Text] = None
 
     @model_validator(mode="after")
     def _one_way_to_find_it(self):
-        if (self.host is None) == (self.tags is None):
-            raise ValueError("give exactly one of 'host' or 'tags'")
+        if sum(x is not None for x in (self.host, self.tags, self.resource)) != 1:
+            raise ValueError("give exactly one of 'host' or 'tags'" + (" or 'resource'" if self.resource else ""))
         return self
 
 
@@ -171,12 +202,12 @@ class Ssh(Model):
 
 class Elb(Model):
     kind: Literal["elb"]
-    name: Text
+    name: _or_output(Text)
 
 
 class Alb(Model):
     kind: Literal["alb"]
-    target_group: Text
+    target_group: _or_output(Text)
     port: Optional[Port] = None
 
 
@@ -342,11 +373,12 @@ class Inventory(Model):
 
     name: SkipJsonSchema[str] = ""
     aws: Aws
-    instances: Instances
+    instances: Instances = Instances()
     bastion: Bastion
     ssh: Ssh
-    load_balancers: list[LoadBalancer] = []
-    autoscaling_group: Optional[GroupName] = None
+    load_balancers: Optional[list[LoadBalancer]] = None  # None: found from membership (rollout.membership)
+    autoscaling_group: Optional[_or_output(GroupName)] = None
+    stack: Optional[StackName] = None
     app: App
     health: Health
     batch: BatchSize = Field(Size(1), json_schema_extra={"default": 1})
@@ -363,6 +395,60 @@ class Inventory(Model):
     post_deploy: list[Text] = []
     alarms: Optional[Alarms] = None
     slack: Optional[Slack] = None
+
+    @model_validator(mode="after")
+    def _stack_or_tags(self):
+        if self.stack is None:
+            if not self.instances.tags:
+                raise ValueError("give instances.tags (at least one tag) or 'stack' to find the instances")
+            if self.bastion.resource is not None:
+                raise ValueError("bastion.resource names a resource of the stack: it needs 'stack'")
+            used = stack_outputs(self)
+            if used:
+                raise ValueError(f"{{stack_output: {used[0]}}} needs 'stack' (the stack whose outputs to read)")
+        return self
+
+
+def _text_fields(inv: "Inventory") -> list[tuple[str, object]]:
+    """(key, value) of every inventory value that may be a stack output."""
+    out = [("bastion.host", inv.bastion.host), ("autoscaling_group", inv.autoscaling_group)]
+    for i, lb in enumerate(inv.load_balancers or []):
+        if lb.kind in ("elb", "alb"):
+            out.append((f"load_balancers.{i}", lb.name if lb.kind == "elb" else lb.target_group))
+    return out
+
+
+def stack_outputs(inv: "Inventory") -> list[str]:
+    """Output keys the inventory refers to with `{stack_output: KEY}`."""
+    return [v.stack_output for _, v in _text_fields(inv) if isinstance(v, StackOutput)]
+
+
+def resolve_outputs(inv: "Inventory", outputs: dict[str, str]) -> "Inventory":
+    """The inventory with every `{stack_output: KEY}` replaced by the output's value.
+
+    Raises ConfigError naming the key and the outputs the stack has, if one is missing.
+    """
+    def value(key: str, v):
+        if not isinstance(v, StackOutput):
+            return v
+        if v.stack_output not in outputs:
+            have = ", ".join(sorted(outputs)) or "none"
+            raise ConfigError(f"{key}: stack {inv.stack} has no output {v.stack_output!r} (its outputs: {have});"
+                              f" fix inventories/{inv.name}.yml or add the output to the template")
+        return outputs[v.stack_output]
+
+    bastion = inv.bastion.model_copy(update={"host": value("bastion.host", inv.bastion.host)})
+    lbs = None
+    if inv.load_balancers is not None:
+        lbs = []
+        for i, lb in enumerate(inv.load_balancers):
+            if lb.kind == "elb":
+                lb = lb.model_copy(update={"name": value(f"load_balancers.{i}.name", lb.name)})
+            elif lb.kind == "alb":
+                lb = lb.model_copy(update={"target_group": value(f"load_balancers.{i}.target_group", lb.target_group)})
+            lbs.append(lb)
+    return inv.model_copy(update={"bastion": bastion, "load_balancers": lbs,
+                                  "autoscaling_group": value("autoscaling_group", inv.autoscaling_group)})
 
 
 def json_schema() -> str:
@@ -477,7 +563,8 @@ def shared_selectors(directory: Optional[Path] = None) -> dict[str, dict[str, st
     out = {}
     for name in known_environments(directory):
         try:
-            out[name] = dict(load(name, directory).instances.tags)
+            inv = load(name, directory)
+            out[name] = dict(inv.instances.tags) or {STACK_TAG: inv.stack}
         except ConfigError as exc:
             raise ConfigError(f"cannot check personal deploys against every shared environment: {exc}") from None
     return out
@@ -486,6 +573,8 @@ def shared_selectors(directory: Optional[Path] = None) -> dict[str, dict[str, st
 def describe_error(err: dict, hint: str = "") -> str:
     """One line naming the key and what is expected, from a pydantic error; `hint` says how YAML read the value."""
     key = ".".join(map(str, _key_path(err["loc"]))) or "(top level)"
+    if not err["loc"] and err["type"] == "value_error":
+        return err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         valid = ", ".join(_valid_keys(err["loc"][:-1]))
         return f"unknown key '{key}'; valid keys here: {valid}"
@@ -516,7 +605,7 @@ def _key_problem(err: dict, source: yamlsource.Source) -> tuple[Optional[int], s
 
 
 _TAGGED = {"elb": Elb, "alb": Alb, "haproxy": Haproxy, "git": GitApp, "container": ContainerApp}
-_TYPE_LABELS = {"str", "int", "float", "bool", "FromEnv", "[key]"}
+_TYPE_LABELS = {"str", "int", "float", "bool", "FromEnv", "value", "{stack_output}", "[key]"}
 
 
 def _key_path(loc) -> tuple:

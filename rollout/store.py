@@ -13,7 +13,7 @@ from typing import Optional
 
 from botocore.exceptions import ClientError
 
-from rollout.aws import Aws, translate
+from rollout.aws import Aws, from_config, translate
 from rollout.errors import PreflightError
 
 
@@ -30,7 +30,7 @@ def open_store(inv, check: bool = True) -> "Store":
 
     With `check`, fail preflight unless the table exists.
     """
-    aws = Aws(inv.aws.region, inv.aws.endpoint_url, inv.aws.profile)
+    aws = from_config(inv.aws)
     aws.check_access()
     store = Store(aws, inv.state.table, inv.name)
     if check:

@@ -9,6 +9,17 @@ host address (.11-.110); moto allocates from 198.18.1.128 upward, so a
 scale-out can never take a host's address (moto answers HTTP 500 to a
 duplicate PrivateIpAddress). Verified with moto 5.2.5.
 
+The VPC, subnets, bastion, classic ELB, ALB with its target group and listener, launch
+template and Auto Scaling group are created through moto's CloudFormation, from the
+template a team would use (examples/cloudformation/sandbox.yml, stack STACK). What
+moto's CloudFormation leaves out is applied here with the plain APIs, once, right after
+the stack is created (`_after_stack`): the subnet CIDR reservation (no such resource
+type in moto), the ELB's ConnectionDrainingPolicy and the target group's
+TargetGroupAttributes (both ignored by moto 5.2.5). The hosts are not template
+resources: their number changes in place (`sandbox.up --hosts=N`), each needs the fixed
+address of its namespace, and a template has no loops; they are launched here and
+attached to the stack's group and balancers, like instances the group would launch.
+
 Auto Scaling group tags are not propagated: instances it launches are not
 tagged Stack=app, so they are not discovered as deploy targets.
 """
@@ -49,6 +60,8 @@ ASG = "sandbox-asg"
 LAUNCH_TEMPLATE = "sandbox-lt"
 INSTANCE_TYPE = "t3.micro"
 TAGS = {"Deployment": "sandbox"}
+STACK = "rollout-sandbox"
+TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "cloudformation" / "sandbox.yml"
 
 
 # --- profile ------------------------------------------------------------------------------
@@ -234,8 +247,9 @@ def _launch(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) ->
 def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None) -> dict:
     """Create or repair the sandbox's AWS resources for `hosts`; returns ids and a list of changes."""
     ec2, changes = client("ec2"), []
-    vpc_id, bastion_subnet, hosts_subnet = _ensure_vpc(ec2)
     image = cache(lambda: _image(ec2))
+    _ensure_stack(image, len(hosts), changes)
+    vpc_id, bastion_subnet, hosts_subnet = _ensure_vpc(ec2)
 
     bastion = _instances(ec2, Role="bastion", Deployment="sandbox").get("bastion")
     if bastion:
@@ -278,6 +292,35 @@ def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None)
     _ensure_queues(changes)
     ids |= _ensure_personal(ec2, image, hosts_subnet, personal or {}, changes)
     return {"vpc_id": vpc_id, "bastion_instance_id": bastion_id, "instance_ids": ids, "changes": changes}
+
+
+def _ensure_stack(image, hosts: int, changes: list[str]) -> None:
+    """Create the stack STACK from TEMPLATE unless it exists (the resources it holds are repaired below)."""
+    cfn = client("cloudformation")
+    if any(s["StackName"] == STACK for s in cfn.list_stacks(StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])["StackSummaries"]):
+        return
+    cfn.create_stack(StackName=STACK, TemplateBody=TEMPLATE.read_text(), Parameters=[
+        {"ParameterKey": "ImageId", "ParameterValue": image()},
+        {"ParameterKey": "InstanceType", "ParameterValue": INSTANCE_TYPE},
+        {"ParameterKey": "AvailabilityZone", "ParameterValue": AZ},
+        {"ParameterKey": "AppPort", "ParameterValue": str(topo.APP_PORT)},
+        {"ParameterKey": "MaxSize", "ParameterValue": str(max(2 * hosts, hosts + 10))},
+    ])
+    client("cloudformation").get_waiter("stack_create_complete").wait(StackName=STACK, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    _after_stack(cfn)
+    changes.append(f"created stack {STACK} from {TEMPLATE.name}")
+
+
+def _after_stack(cfn) -> None:
+    """What moto's CloudFormation does not apply from the template (see the module's docstring)."""
+    res = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+           for r in cfn.list_stack_resources(StackName=STACK)["StackResourceSummaries"]}
+    client("ec2").create_subnet_cidr_reservation(
+        SubnetId=res["HostsSubnet"], Cidr=HOSTS_RESERVED, ReservationType="explicit", Description="rollout sandbox host addresses")
+    client("elb").modify_load_balancer_attributes(LoadBalancerName=res["ClassicElb"], LoadBalancerAttributes={
+        "ConnectionDraining": {"Enabled": True, "Timeout": 5}})
+    client("elbv2").modify_target_group_attributes(TargetGroupArn=res["TargetGroup"], Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "5"}])
 
 
 def _reclaim(ec2, host: topo.Host, tags: dict[str, str], drop: tuple[str, ...] = ()) -> str | None:

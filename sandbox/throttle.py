@@ -104,6 +104,16 @@ class ThrottlingProxy:
                 self.injected += 1
             return throttle
 
+    def _answer(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The answer to one request: a throttling error, or the upstream's answer."""
+        if self._should_throttle():
+            status, out, data = throttle_answer(headers)
+            return status, out + [("x-amzn-RequestId", "x")], data
+        try:
+            return self._forward(method, path, headers, body)
+        except OSError as exc:
+            return 502, [("Content-Type", "text/plain")], f"upstream unreachable: {exc}".encode()
+
     def _forward(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         """Send the request upstream as it came; return the upstream's status, headers and body."""
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=_UPSTREAM_TIMEOUT)
@@ -129,14 +139,7 @@ def _handler(proxy: ThrottlingProxy) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if proxy._should_throttle():
-                status, headers, data = throttle_answer(self.headers)
-                headers = headers + [("x-amzn-RequestId", "x")]
-            else:
-                try:
-                    status, headers, data = proxy._forward(self.command, self.path, self.headers, body)
-                except OSError as exc:
-                    status, headers, data = 502, [("Content-Type", "text/plain")], f"upstream unreachable: {exc}".encode()
+            status, headers, data = proxy._answer(self.command, self.path, self.headers, body)
             self.send_response(status)
             for name, value in headers:
                 # send_response already wrote Server and Date; Content-Length is recomputed

@@ -112,9 +112,9 @@ def snapshot() -> dict:
     }
 
 
-def write_inventory(directory: Path, change=None, name: str = "sandbox") -> Path:
-    """A copy of the sandbox inventory, changed by `change(data)`, as DIRECTORY/NAME.yml."""
-    data = copy.deepcopy(INVENTORY)
+def write_inventory(directory: Path, change=None, name: str = "sandbox", base: dict = INVENTORY) -> Path:
+    """A copy of the sandbox inventory (or of `base`), changed by `change(data)`, as DIRECTORY/NAME.yml."""
+    data = copy.deepcopy(base)
     if change:
         change(data)
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,94 @@
+"""AWS behaviours moto 5.2.5 lacks, added by a proxy in front of moto (the one place they live).
+
+Point an inventory's aws.endpoint_url at `AwsGate(...).url`. Everything is forwarded to
+moto except:
+
+- **AssumeRole is checked against the role's trust policy.** moto lets any caller assume
+  any role, even one that does not exist. The gate reads the role from moto's IAM in the
+  role's account and answers AccessDenied, as AWS does, unless the role exists and the
+  request's ExternalId equals the policy's `sts:ExternalId` condition (when it has one).
+  Every AssumeRole seen is recorded in `.assumed` as (role ARN, session name).
+- **A stack can be shown in a given status** (`stack_status`: name -> status, e.g.
+  UPDATE_IN_PROGRESS). moto's CloudFormation applies a change synchronously, so a stack
+  is never seen changing; DescribeStacks answers for those stacks carry the status given.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from urllib.parse import parse_qs
+
+import boto3
+
+from sandbox.throttle import ThrottlingProxy
+
+_DENIED = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{}</Message></Error>"
+           "<RequestId>gate</RequestId></ErrorResponse>")
+
+
+def trusted(policy: dict, external_id: str | None) -> bool:
+    """Whether a trust policy lets a caller presenting `external_id` assume the role (sts:ExternalId only)."""
+    for st in policy.get("Statement", []):
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if st.get("Effect") != "Allow" or "sts:AssumeRole" not in actions:
+            continue
+        wanted = st.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId")
+        if wanted is None or wanted == external_id:
+            return True
+    return False
+
+
+class AwsGate(ThrottlingProxy):
+    """A proxy to moto enforcing AssumeRole trust and showing chosen stack statuses (see the module docstring)."""
+
+    def __init__(self, upstream: str = "http://127.0.0.1:5055", stack_status: dict[str, str] | None = None):
+        super().__init__(upstream=upstream, every=1)
+        self.upstream = upstream
+        self.stack_status = dict(stack_status or {})
+        self.assumed: list[tuple[str, str]] = []
+        self._assumed_lock = threading.Lock()
+
+    def _should_throttle(self) -> bool:
+        return False
+
+    def _answer(self, method, path, headers, body):
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        action = form.get("Action")
+        if action == "AssumeRole":
+            with self._assumed_lock:
+                self.assumed.append((form.get("RoleArn", ""), form.get("RoleSessionName", "")))
+            why = self._refusal(form.get("RoleArn", ""), form.get("ExternalId"))
+            if why:
+                return 403, [("Content-Type", "text/xml"), ("x-amzn-RequestId", "gate")], _DENIED.format(why).encode()
+        status, out, data = super()._answer(method, path, headers, body)
+        if action == "DescribeStacks" and form.get("StackName") in self.stack_status and status == 200:
+            data = re.sub(rb"<StackStatus>[A-Z_]+</StackStatus>",
+                          f"<StackStatus>{self.stack_status[form['StackName']]}</StackStatus>".encode(), data)
+        return status, out, data
+
+    def _refusal(self, role_arn: str, external_id: str | None) -> str | None:
+        """Why AWS would refuse this AssumeRole, or None; reads the role from moto's IAM in its account."""
+        match = re.match(r"^arn:aws:iam::([0-9]{12}):role/(?:.*/)?([^/]+)$", role_arn)
+        if not match:
+            return f"not a role ARN: {role_arn}"
+        iam = account_client("iam", match.group(1), self.upstream)
+        try:
+            policy = iam.get_role(RoleName=match.group(2))["Role"]["AssumeRolePolicyDocument"]
+        except iam.exceptions.NoSuchEntityException:
+            return f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+        policy = json.loads(policy) if isinstance(policy, str) else policy
+        if not trusted(policy, external_id):
+            return f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+        return None
+
+
+def account_client(service: str, account_id: str, endpoint: str, region: str = "eu-west-1"):
+    """A boto3 client acting in moto's account `account_id` (moto maps assumed-role keys to the role's account)."""
+    base = boto3.client("sts", endpoint_url=endpoint, region_name=region,
+                        aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+    creds = base.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/sandbox-admin", RoleSessionName="sandbox")["Credentials"]
+    return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id=creds["AccessKeyId"],
+                        aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
