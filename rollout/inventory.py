@@ -564,7 +564,7 @@ def shared_selectors(directory: Optional[Path] = None) -> dict[str, dict[str, st
     for name in known_environments(directory):
         try:
             inv = load(name, directory)
-            out[name] = dict(inv.instances.tags) or {STACK_TAG: inv.stack}
+            out[name] = {**inv.instances.tags, STACK_TAG: inv.stack} if inv.stack else dict(inv.instances.tags)
         except ConfigError as exc:
             raise ConfigError(f"cannot check personal deploys against every shared environment: {exc}") from None
     return out

@@ -115,3 +115,8 @@ def test_the_example_template_passes_cfn_lint():
     template = Path(__file__).parents[2] / "examples" / "cloudformation" / "sandbox.yml"
     done = subprocess.run([str(Path(sys.executable).parent / "cfn-lint"), str(template)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_personal_deploys_see_a_stack_environments_instances_by_its_tags_and_the_stack_tag(tmp_path):
+    load(tmp_path)
+    assert inventory.shared_selectors(tmp_path) == {"env": {"Stack": "app", "aws:cloudformation:stack-name": "rollout-sandbox"}}
