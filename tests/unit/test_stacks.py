@@ -120,3 +120,25 @@ def test_the_example_template_passes_cfn_lint():
 def test_personal_deploys_see_a_stack_environments_instances_by_its_tags_and_the_stack_tag(tmp_path):
     load(tmp_path)
     assert inventory.shared_selectors(tmp_path) == {"env": {"Stack": "app", "aws:cloudformation:stack-name": "rollout-sandbox"}}
+
+
+def _policy(condition=None, effect="Allow", action="sts:AssumeRole"):
+    st = {"Effect": effect, "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": action}
+    if condition is not None:
+        st["Condition"] = {"StringEquals": {"sts:ExternalId": condition}}
+    return {"Statement": [st]}
+
+
+@pytest.mark.parametrize("policy,external_id,allowed", [
+    (_policy("abc"), "abc", True),
+    (_policy("abc"), "abd", False),
+    (_policy("abc"), None, False),
+    (_policy(), None, True),
+    (_policy(effect="Deny"), None, False),
+    (_policy(action=["sts:TagSession"]), None, False),
+    (_policy(action=["sts:TagSession", "sts:AssumeRole"]), None, True),
+])
+def test_the_sandbox_gate_assumes_a_role_only_as_its_trust_policy_allows(policy, external_id, allowed):
+    from sandbox.awsgate import trusted
+
+    assert trusted(policy, external_id) is allowed
