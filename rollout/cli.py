@@ -168,10 +168,11 @@ def recover(env: str, force: bool = False, report: Optional[str] = None, junit: 
 
 @exits
 def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False,
-             report: Optional[str] = None, junit: Optional[str] = None) -> None:
+             report: Optional[str] = None, junit: Optional[str] = None, force: bool = False) -> None:
     size = sizes.batch_flag(batch)
     inv = inventory.load(env)
-    deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit))
+    deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit),
+                       force=force)
 
 
 @exits

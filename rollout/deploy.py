@@ -359,8 +359,8 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
 
 
 def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch: Optional[Size] = None, confirm=None,
-             files: ReportFiles = ReportFiles()) -> Optional[Report]:
-    """Deploy the previous successful version (or `to`) through the same rolling path."""
+             files: ReportFiles = ReportFiles(), force: bool = False) -> Optional[Report]:
+    """Deploy the previous successful version (or `to`) through the same rolling path; `force` as for deploy."""
     ref, sha = rollback_target(open_store(inv), to)
     output.line(f"rolling back {inv.name} to {short(sha) if sha else ref} ({ref})")
-    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None)
+    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None, force=force)

@@ -107,11 +107,12 @@ def recover(c, env=None, force=False, report=None, junit=None, verbose=False, qu
 
 @task(help={"to": "SHA or ref to return to (default: the previous successful version)",
             "batch": "hosts out of service at once", "yes": "do not ask for confirmation on a terminal",
-            "report": "write a JSON report to this path", "junit": "write a JUnit XML summary to this path"})
-def rollback(c, env=None, to=None, batch=None, yes=False, report=None, junit=None, verbose=False, quiet=False):
+            "report": "write a JSON report to this path", "junit": "write a JUnit XML summary to this path",
+            "force": "discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)"})
+def rollback(c, env=None, to=None, batch=None, yes=False, report=None, junit=None, force=False, verbose=False, quiet=False):
     """Deploy the last successful version before the current one, through the same rolling path."""
     cli = _session(c, verbose, quiet)
-    cli.rollback(env, to=to, batch=batch, yes=yes, report=report, junit=junit)
+    cli.rollback(env, to=to, batch=batch, yes=yes, report=report, junit=junit, force=force)
 
 
 @task(help={"limit": "how many rollouts (default 20)", "json": "print JSON"})

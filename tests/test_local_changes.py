@@ -71,6 +71,15 @@ def test_force_discards_the_local_changes_and_the_report_lists_them(drifted_h002
     assert (topo.host_by_name("h002").app_dir / added).read_text() == "from the commit\n"
 
 
+def test_a_rollback_is_refused_for_local_changes_too_and_force_discards_them(drifted_h002):
+    refused = f.fab("rollback", "--env=sandbox", "--to=v2", "--yes")
+    assert refused.returncode == 13 and "h002 (198.18.1.12)" in refused.stderr, refused.stdout + refused.stderr
+    done = f.fab("rollback", "--env=sandbox", "--to=v2", "--yes", "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "h002 (198.18.1.12): discarding 2 local change(s)" in done.stdout + done.stderr  # v2 does not add the file
+    assert f.checked_out("h002") == f.checked_out("h001") != drifted_h002[0]
+
+
 def test_a_host_that_cannot_fetch_names_the_host_the_remote_and_gits_first_error(healthy_fleet, new_commit):
     url = on_host("h003", "git", "remote", "get-url", "origin").strip()
     wrong = "/var/tmp/rollout-sandbox/no-such-origin.git"
