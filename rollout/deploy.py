@@ -8,16 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import apps, autoscaling, inventory, journal as journals, lock as locks, pause as pauses, personal
+from rollout import apps, autoscaling, failpoints, inventory, journal as journals, lock as locks, pause as pauses, personal
 from rollout import plan as planning, recovery, registry
 from rollout.apps import tail
 from rollout.environment import Environment
-from rollout.errors import Drift, LockHeld, PreflightError, RefError, UsageError
+from rollout.errors import Drift, LockHeld, PreflightError, RecoveryNeeded, RefError, UsageError
 from rollout.health import short
 from rollout.interrupts import StopRequest
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
-from rollout.report import Report, ReportFiles
+from rollout.report import Report, ReportFiles, who
 from rollout.runner import Policy, Runner
 from rollout.sizes import Size
 from rollout.store import Store, open_store
@@ -199,6 +199,7 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
     if lock is None:
         lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
         lock.acquire()
+        failpoints.reached("after-lock")
     stop = stop or StopRequest()
 
     def paused() -> Optional[str]:
@@ -277,8 +278,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         store.check()
         chain = journals.chain(store)
         if chain is None:
-            held = locks.holder(store)
-            output.line(f"{inv.name}: no unfinished run" + (f"; the lock is held by {locks.describe(held)}" if held else "; nothing to recover"))
+            _release_orphan_lock(inv, store, force, output)
             return None
         report = Report(env=inv.name, ref=f"recover {chain[0]}", sha="", run_id=journals.new_run_id())
         lock = locks.Lock(store, report.run_id, report.who, report.ref, ttl=inv.state.lock_ttl)
@@ -320,6 +320,23 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
                 lock.release()
     finally:
         env.close()
+
+
+def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output) -> None:
+    """No unfinished run: a lock left behind (its holder died before journaling, or after closing) is
+    taken over once judged dead as recover judges any holder, then released; a live holder is left alone.
+    """
+    held = locks.holder(store)
+    if held is None:
+        output.line(f"{inv.name}: no unfinished run; nothing to recover")
+        return
+    output.line(f"{inv.name}: no unfinished run, but the lock is held by {locks.describe(held)}")
+    lock = locks.Lock(store, journals.new_run_id(), who(), "recover (stale lock)", ttl=inv.state.lock_ttl)
+    locks.acquire_for_recovery(lock, force=force, say=output.line)
+    lock.release()
+    if journals.chain(store) is not None:  # its holder journaled a run after our first look, then died
+        raise RecoveryNeeded(f"{inv.name}: a run was journaled while recover watched its lock; run fab recover --env={inv.name} again")
+    output.line(f"{inv.name}: released the lock its dead holder left; nothing else to recover")
 
 
 def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, report: Report, a: recovery.Assessment, output) -> None:

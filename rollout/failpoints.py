@@ -18,6 +18,7 @@ POINTS = ("after-suspend", "after-deregister", "after-update", "after-health", "
 #: Points for signals and freezes: besides POINTS, "draining" (the batch was just deregistered) and
 #: "updating" (the batch's update scripts were just let go).
 SIGNAL_POINTS = (*POINTS, "draining", "updating")
+#: "after-lock": a deploy holds the lock and has journaled nothing yet.
 
 _seen: Counter = Counter()
 _lock = threading.Lock()

@@ -247,3 +247,20 @@ def test_a_skewed_clock_never_takes_a_live_lock(healthy_fleet, new_commit, skewe
     f.assert_fleet_serves(new_commit)
     assert f.state("lock") is None and f.state("active") is None
     assert oos.most <= 1 and traffic.result().failures == 0, traffic.result().summary()
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["dead on this machine, --force", "silent for a ttl"])
+def test_a_lock_left_without_a_run_is_released_by_recover_once_its_holder_is_dead(healthy_fleet, force):
+    before = f.snapshot()
+    crashed = f.fab("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_CRASH_AT": "after-lock"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert f.state("lock") is not None and f.state("active") is None
+    refused = f.fab("deploy", "--env=sandbox", "--yes")
+    assert refused.returncode == 10, refused.stdout + refused.stderr
+    rec = f.fab("recover", "--env=sandbox", *(["--force"] if force else []))
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert "released the lock its dead holder left" in said(rec.stdout), rec.stdout
+    assert ("is dead on this machine" in said(rec.stdout)) == force, rec.stdout
+    assert f.state("lock") is None and f.state("active") is None
+    assert f.snapshot() == before
+    no_traceback(crashed.stderr, refused.stderr, rec.stderr)
