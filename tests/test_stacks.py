@@ -35,6 +35,12 @@ def test_a_deploy_through_the_stack_finds_hosts_bastion_and_balancers_from_the_s
     assert "load balancers found from membership: elb sandbox-elb, alb sandbox-tg" in plan.stdout, plan.stdout
     for name in f.host_names():
         assert name in plan.stdout
+    # The bastion as the stack's instance resource, and the group as a stack output: the same plan.
+    inv = write_stack_inventory(tmp_path / "inv", lambda d: d.update(
+        bastion={"resource": "Bastion", "address": "PrivateIpAddress"}, autoscaling_group={"stack_output": "AutoScalingGroup"}))
+    by_resource = f.fab("deploy", "--env=sandbox-stack", f"--ref={sha}", "--dry-run", inventories=inv)
+    assert by_resource.returncode == 0, by_resource.stdout + by_resource.stderr
+    assert "sandbox-asg" in by_resource.stdout and all(n in by_resource.stdout for n in f.host_names())
     before = f.snapshot()
     report = tmp_path / "report.json"
     done = f.fab("deploy", "--env=sandbox-stack", f"--ref={sha}", "--yes", f"--report={report}")
