@@ -41,12 +41,13 @@ class Environment:
         """The app strategy (git or container); reads the app's secrets from this process's environment."""
         return apps.strategy(self.inventory)
 
-    def discover(self, connect: bool = False) -> list[Host]:
+    def discover(self, connect: bool = False, known_balancers: tuple[tuple[str, str], ...] = ()) -> list[Host]:
         """Find the instances and the bastion; build the adapters that depend on them.
 
         With `connect`, the bastion connection starts opening while the instances are
         being found; its error, if any, comes from the first use of the fleet.
         The first AWS call stands in for a credentials check: its errors say what is wrong.
+        `known_balancers` ((kind, name)) join those found from membership when the inventory lists none.
         """
         inv = self.inventory
         self.aws.require_credentials()
@@ -72,7 +73,7 @@ class Environment:
         self.hosts = discovery.as_hosts(self.instances)
         specs = inv.load_balancers
         if specs is None:
-            self.found_balancers = self._balancers_from_membership()
+            self.found_balancers = self._balancers_from_membership(frozenset(known_balancers))
             specs = [Elb(kind="elb", name=n) if k == "elb" else Alb(kind="alb", target_group=n) for k, n in self.found_balancers]
         self.balancers = balancers.build(specs, self.aws, self.fleet, self.hosts)
         name = autoscaling.group_name(inv.autoscaling_group, [i.group for i in self.instances])
@@ -92,12 +93,11 @@ class Environment:
         found = discovery.find_instances_by_id(self.aws, ids, inv.instances.tags, inv.instances.address) if ids else []
         return [replace(i, group=groups.get(i.instance_id, i.group)) for i in found]
 
-    def _balancers_from_membership(self) -> list[tuple[str, str]]:
-        """(kind, name) of the ELBs and target groups the instances are registered in, and the stack's own."""
+    def _balancers_from_membership(self, always: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(kind, name) of the ELBs and target groups the instances are registered in, the stack's own, and `always`."""
         elbs, tgs, tg_names = membership.read(self.aws)
-        always = frozenset()
         if self.stack is not None:
-            always = frozenset([("elb", n) for n in self.stack.physical_ids(stacks.CLASSIC_ELB)]
+            always |= frozenset([("elb", n) for n in self.stack.physical_ids(stacks.CLASSIC_ELB)]
                                + [("alb", tg_names.get(a, a)) for a in self.stack.physical_ids(stacks.TARGET_GROUP)])
         return membership.choose({i.instance_id for i in self.instances}, elbs, tgs, always)
 

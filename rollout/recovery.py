@@ -23,6 +23,9 @@ class Assessment:
     targets: dict[str, str] = field(default_factory=dict)
     hosts: dict[str, dict] = field(default_factory=dict)
     last_step: str = ""
+    #: (kind, name) of balancers found from membership by any run of the chain: recover uses them
+    #: even when no instance is registered in them any more.
+    balancers: tuple[tuple[str, str], ...] = ()
 
     @property
     def version(self) -> Optional[str]:
@@ -75,9 +78,12 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
     group = None
     touched: list[str] = []
     decided: dict[str, str] = {}
+    balancers: list[tuple[str, str]] = []
     for _, records in chain:
         for r in records:
             kind, data = Kind(r["type"]), r["data"]
+            if kind == Kind.START:
+                balancers += [(k, n) for k, n in data.get("balancers", []) if (k, n) not in balancers]
             if kind == Kind.START and data.get("decided"):
                 for iid, v in data["decided"].items():
                     decided.setdefault(iid, v)
@@ -111,6 +117,7 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
         targets=targets,
         hosts=hosts,
         last_step=last[-1]["type"] if last else "",
+        balancers=tuple(balancers),
     )
 
 

@@ -117,6 +117,8 @@ class Runner:
             "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
                        "target": self.target(h)} for h in plan.hosts],
         }
+        if self.env.found_balancers:  # recover must find them even once no instance is left registered
+            start["balancers"] = [list(kn) for kn in self.env.found_balancers]
         if self.recovering:
             start.update(recovering=list(self.recovering.chain), decided=self.targets)
         self._journal(Kind.START, start, begin=True)

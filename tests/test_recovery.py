@@ -264,3 +264,18 @@ def test_a_lock_left_without_a_run_is_released_by_recover_once_its_holder_is_dea
     assert f.state("lock") is None and f.state("active") is None
     assert f.snapshot() == before
     no_traceback(crashed.stderr, refused.stderr, rec.stderr)
+
+
+def test_recover_finds_balancers_from_the_journal_when_membership_no_longer_shows_them(healthy_fleet, tmp_path):
+    # No load_balancers key: they are found from membership. With the whole fleet in one batch, the
+    # crash leaves no instance in the ELB or the target group, so only the journal still names them.
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d.pop("load_balancers"))
+    before = f.snapshot()
+    crashed = f.fab("deploy", "--env=sandbox", "--yes", "--batch=100%", inventories=inv,
+                    env={"ROLLOUT_CRASH_AT": "after-deregister"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert f.elb_members() == {} and f.tg_members() == {}
+    rec = f.fab("recover", "--env=sandbox", "--force", inventories=inv)
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert f.snapshot() == before
+    assert f.state("lock") is None and f.state("active") is None

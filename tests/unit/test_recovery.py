@@ -198,3 +198,16 @@ def test_a_run_never_proving_its_lock_in_time_counts_it_as_lost():
     with pytest.raises(lock.LockLost):
         lock.Lock(table, "run-a", "ana", "main", ttl=10).fence(clock=lambda: now[0])
     assert table.writes == 3
+
+
+@pytest.mark.parametrize("chain, expected", [
+    ([("d", [start()])], ()),
+    ([("d", [start(balancers=[["elb", "web"], ["alb", "tg"]]), dereg("i-1")])], (("elb", "web"), ("alb", "tg"))),
+    # a recovery interrupted after finding one more: the union, in the order first journaled
+    ([("d", [start(balancers=[["elb", "web"]]), dereg("i-1")]),
+      ("r1", [{**recovery_start(["d"], {"i-1": OLD}), "data": {**recovery_start(["d"], {"i-1": OLD})["data"],
+                                                               "balancers": [["alb", "tg"], ["elb", "web"]]}}])],
+     (("elb", "web"), ("alb", "tg"))),
+])
+def test_balancers_found_from_membership_by_any_run_of_the_chain_are_recovers_too(chain, expected):
+    assert recovery.assess(chain).balancers == expected
