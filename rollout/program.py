@@ -9,6 +9,7 @@ decides, before anything runs; `--env` completes with the environment names.
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import shlex
 import sys
@@ -76,6 +77,18 @@ class Rules:
                 raise Exit
         super().parse_cleanup()
 
+    def print_help(self):
+        _quiet_if_reader_left(super().print_help)
+
+    def print_task_help(self, name):
+        _quiet_if_reader_left(lambda: super(Rules, self).print_task_help(name))
+
+    def list_tasks(self):
+        _quiet_if_reader_left(super().list_tasks)
+
+    def print_version(self):
+        _quiet_if_reader_left(super().print_version)
+
     def update_config(self, *args, **kwargs):
         self._apply_core_options()  # before Fabric's update_config, which prompts for secrets
         super().update_config(*args, **kwargs)
@@ -106,6 +119,16 @@ class Rules:
 
     def binary_name_for_help(self) -> str:
         return getattr(self, "called_as", None) or "fab"
+
+
+def _quiet_if_reader_left(show) -> None:
+    """Run `show` (help, lists); if the reader closed the pipe (`fab deploy --help | head`), exit 0 quietly."""
+    try:
+        show()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit must not fail too
+        raise Exit from None
 
 
 def _plain(message: str) -> str:

@@ -6,6 +6,7 @@ A refusal must come before anything is read: these run with --env=nosuch, which 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -202,3 +203,17 @@ def test_a_fabfile_without_namespace_still_never_runs_a_task_per_host_or_fakes_a
     assert per_host.returncode == 2 and one_line(per_host).startswith("rollout: -H ran this task once per host")
     assert dry.returncode == 2 and "use deploy --dry-run" in one_line(dry)
     assert status.returncode == 2 and "once per host" in one_line(status)
+
+
+@pytest.mark.parametrize("argv", [[f.FAB, "deploy", "--help"], [f.FAB, "-l"], [ROLLOUT, "deploy", "--help"], [ROLLOUT, "--help"]],
+                         ids=["fab deploy --help", "fab -l", "rollout deploy --help", "rollout --help"])
+def test_help_read_by_a_pipe_that_closes_early_exits_0_without_a_traceback(argv):
+    # `fab deploy --help | head -1`: the reader is gone before the program writes.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(argv, cwd=f.ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60,
+                              env=f.fab_env(), stdin=subprocess.DEVNULL)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
