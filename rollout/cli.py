@@ -236,12 +236,14 @@ def enqueue(env: str, ref: Optional[str], request_id: Optional[str] = None, wait
 
 
 @exits
-def work(env: str, once: bool = False, idle_timeout: Optional[str] = None, wait: Optional[str] = None) -> None:
+def work(env: str, once: bool = False, idle_timeout: Optional[str] = None, wait: Optional[str] = None,
+         status_every: Optional[str] = None) -> None:
     from rollout import worker
 
     idle = arguments.seconds(idle_timeout, "--idle-timeout", 0)
     poll = arguments.whole(wait, "--wait", 20, maximum=20)  # SQS long-polls 20 s at most
-    worker.run(inventory.load(env), Output(), once=once, idle_timeout=idle, wait=poll)
+    every = arguments.seconds(status_every, "--status-every", 0)
+    worker.run(inventory.load(env), Output(), once=once, idle_timeout=idle, wait=poll, status_every=every)
 
 
 @exits
@@ -253,3 +255,11 @@ def check(env: str) -> None:
     if found:
         raise ConfigError(f"{env}: {len(found)} problems:\n  " + "\n  ".join(found))
     print(f"{env}: inventory valid ({inventory.inventory_dir() / (env + '.yml')})")
+
+
+@exits
+def ui(envs: str, bind: Optional[str] = None, port: Optional[str] = None, trusted_header: Optional[str] = None) -> None:
+    from rollout.ui import serve
+
+    serve.run([e for e in envs.split(",") if e], bind=bind or "127.0.0.1", port=arguments.whole(port, "--port", 8765, maximum=65535),
+              trusted_header=trusted_header)

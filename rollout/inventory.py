@@ -359,6 +359,7 @@ class Queue(Model):
     name: QueueName
     dead_letter: QueueName
     secret_env: EnvVar = "ROLLOUT_QUEUE_SECRET"
+    control: Optional[QueueName] = None
     visibility_timeout: _seconds(int, ge=5, le=43200) = 900
     max_age: _seconds(gt=0) = 3600
 

@@ -153,7 +153,10 @@ def record_run(store: Store, report, fence: Optional[str] = None) -> None:
     """Add a finished run to the history (only while run `fence` holds the lock, if given)."""
     entry = {"data": {"run_id": report.run_id, "who": report.who, "ref": report.ref, "sha": report.sha, "started": report.started,
                       "ended": report.ended, "result": str(report.result), "exit_code": report.exit_code,
-                      "hosts": [h.instance_id for h in report.hosts]}}
+                      "hosts": [h.instance_id for h in report.hosts],
+                      "details": [{"instance_id": h.instance_id, "name": h.name, "batch": h.batch, "result": str(h.result),
+                                   "old_version": h.old_version, "new_version": h.new_version,
+                                   "out_of_service_seconds": h.out_of_service_seconds} for h in report.hosts]}}
     store.transact(("run_id", fence) if fence else None, ("put", f"run#{report.started}#{report.run_id}", entry, None, None))
 
 
@@ -165,3 +168,17 @@ def succeeded_with(runs: list[dict], sha: str) -> bool:
 def history(store: Store, limit: int = 20) -> list[dict]:
     """The most recent runs, newest first."""
     return [i["data"] for i in store.query("run#", newest_first=True, limit=limit)]
+
+
+def record_action(store: Store, request: dict, outcome: str, detail: str = "") -> None:
+    """Add a handled queue request (who asked for what, and what came of it) to the action log."""
+    at = float(request.get("at", 0))
+    store.put(f"action#{at:017.6f}#{request.get('id')}", {"data": {
+        "id": request.get("id"), "action": request.get("action") or "deploy", "ref": request.get("ref", ""),
+        "reason": request.get("reason", ""), "requested_by": request.get("requested_by", ""), "at": at,
+        "outcome": outcome, "detail": detail[:500], "done": time.time()}})
+
+
+def actions(store: Store, limit: int = 20) -> list[dict]:
+    """The most recent handled requests, newest first."""
+    return [i["data"] for i in store.query("action#", newest_first=True, limit=limit)]

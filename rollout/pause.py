@@ -10,8 +10,9 @@ from rollout.report import who
 from rollout.store import Store
 
 
-def pause(store: Store, reason: str) -> dict:
-    item = {"who": who(), "reason": reason or "no reason given", "since": time.time()}
+def pause(store: Store, reason: str, by: Optional[str] = None) -> dict:
+    """Set the pause flag, by `by` (default: this operator)."""
+    item = {"who": by or who(), "reason": reason or "no reason given", "since": time.time()}
     store.put("pause", item)
     return item
 

@@ -53,6 +53,15 @@ def pick(ref: str, refs: dict[str, str]) -> str | None:
 def resolve(repository: str, ref: str, timeout: float = 60) -> str:
     """The full SHA that `ref` names in `repository` (read with `git ls-remote`)."""
     validate(ref)
+    sha = pick(ref, list_remote(repository, f"to resolve {ref!r}", timeout))
+    if sha is None:
+        hint = " (an abbreviated SHA must be the head of a branch or tag; give the full 40 characters)" if _HEX.match(ref) else ""
+        raise RefError(f"ref {ref!r} not found in {repository}{hint}; check the branch or tag name")
+    return sha
+
+
+def list_remote(repository: str, why: str = "to list its refs", timeout: float = 60) -> dict[str, str]:
+    """Every ref of `repository` and its SHA, read with `git ls-remote`; RefError saying `why` if it cannot be read."""
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     try:
         out = subprocess.run(
@@ -65,9 +74,5 @@ def resolve(repository: str, ref: str, timeout: float = 60) -> str:
         raise RefError("git is not installed on this machine; install git to resolve refs") from None
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RefError(f"cannot read {repository} to resolve {ref!r}: {tail}")
-    sha = pick(ref, parse_ls_remote(out.stdout))
-    if sha is None:
-        hint = " (an abbreviated SHA must be the head of a branch or tag; give the full 40 characters)" if _HEX.match(ref) else ""
-        raise RefError(f"ref {ref!r} not found in {repository}{hint}; check the branch or tag name")
-    return sha
+        raise RefError(f"cannot read {repository} {why}: {tail}")
+    return parse_ls_remote(out.stdout)

@@ -169,14 +169,24 @@ def enqueue(c, env=None, ref=None, id=None, wait=False, timeout=None, verbose=Fa
 
 @task(help={"once": "stop after one request",
             "idle-timeout": "stop after this many seconds without a request (default: never)",
-            "wait": "long-poll seconds per receive, 0 to 20 (default 20)"})
-def worker(c, env=None, once=False, idle_timeout=None, wait=None, verbose=False, quiet=False):
+            "wait": "long-poll seconds per receive, 0 to 20 (default 20)",
+            "status-every": "publish the environment's status for `fab ui` every this many seconds (default 0: never)"})
+def worker(c, env=None, once=False, idle_timeout=None, wait=None, status_every=None, verbose=False, quiet=False):
     """Take queued deploy requests one at a time and run them (run it inside the network)."""
     cli = _session(c, verbose, quiet)
-    cli.work(env, once=once, idle_timeout=idle_timeout, wait=wait)
+    cli.work(env, once=once, idle_timeout=idle_timeout, wait=wait, status_every=status_every)
 
 
-TASKS = (deploy, status, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker)
+@task(help={"env": "environments to show, comma-separated (required)",
+            "bind": "address to listen on (default 127.0.0.1)", "port": "port (default 8765; 0 picks a free one)",
+            "trusted-header": "take the user from this header, set by an authenticating proxy, instead of a token"})
+def ui(c, env=None, bind=None, port=None, trusted_header=None, verbose=False, quiet=False):
+    """Serve the deployer's page: what runs where, live; pause, deploy and roll back through the queue."""
+    cli = _session(c, verbose, quiet)
+    cli.ui(env, bind=bind, port=port, trusted_header=trusted_header)
+
+
+TASKS = (deploy, status, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui)
 
 
 def namespace() -> Collection:

@@ -4,6 +4,8 @@ A request is signed with the environment's queue secret. The worker, inside the 
 takes one request at a time, runs the same rollout, and records the result in the state
 table, where `enqueue --wait` reads it. Requests are deduplicated by id; a request whose
 worker died is run again only after `recover`; a poisoned request goes to the dead-letter queue.
+A request may also ask for a rollback, a pause or an unpause (the deployer's page sends them);
+pauses come through the control queue, taken beside a running rollout so they can stop it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 from contextlib import contextmanager
 from typing import Optional
 
-from rollout import apps, deploy as deploying, journal as journals, signing
+from rollout import apps, deploy as deploying, journal as journals, pause as pauses, publish, signing
+from rollout.actions import CONTROL, Action, of as action_of
 from rollout.errors import NOTHING_CHANGED, ConfigError, RefError, RolloutError, UsageError
 from rollout.inventory import Inventory
 from rollout.queue import DeployQueue
@@ -37,10 +40,23 @@ def _secret(inv: Inventory) -> str:
     return secret
 
 
-def _parts(inv: Inventory) -> tuple[Store, DeployQueue]:
-    """The state table and the queue: AWS only, no SSH (the enqueuer has no route to the fleet)."""
+def _parts(inv: Inventory, control: bool = False) -> tuple[Store, DeployQueue]:
+    """The state table and the deploy (or control) queue: AWS only, no SSH (the enqueuer has no route to the fleet)."""
     store = open_store(inv)
-    return store, DeployQueue(store.aws, inv.queue.name, inv.queue.dead_letter, inv.queue.visibility_timeout)
+    name = inv.queue.control if control and inv.queue.control else inv.queue.name
+    return store, DeployQueue(store.aws, name, inv.queue.dead_letter, inv.queue.visibility_timeout)
+
+
+def submit(inv: Inventory, action: Action, requested_by: str, ref: str = "", reason: Optional[str] = None) -> dict:
+    """Sign a request and put it on its queue: pauses on the control queue if there is one, the rest
+    on the deploy queue. Returns the request."""
+    secret = _secret(inv)
+    if action not in CONTROL:
+        apps.validate_ref(inv.app, ref)
+    request = signing.make(inv.name, ref, requested_by, secret, action=action, reason=reason)
+    _, q = _parts(inv, control=action in CONTROL)
+    q.send(request)
+    return request
 
 
 def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = None, wait: bool = False,
@@ -101,22 +117,26 @@ def read_request(inv: Inventory, body, secret: str, now: Optional[float] = None)
         req = signing.verify(body, secret, max_age=inv.queue.max_age, now=now)
         if req["env"] != inv.name:
             raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
-        apps.validate_ref(inv.app, req["ref"])
+        if action_of(req) not in CONTROL:
+            apps.validate_ref(inv.app, req["ref"])
     except RefError as exc:
         raise signing.BadRequest(str(exc)) from None
     return req
 
 
-def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
-    """Take one request and handle it; what happened ("succeeded", "duplicate", "poisoned", ...) or None if none came."""
+def process_one(inv: Inventory, output, wait: int = 20, control: bool = False) -> Optional[str]:
+    """Take one request (from the control queue with `control`) and handle it; what happened
+    ("succeeded", "duplicate", "poisoned", "paused", ...) or None if none came."""
     secret = _secret(inv)
-    store, q = _parts(inv)
+    store, q = _parts(inv, control)
     msg = q.receive(wait)
     if msg is None:
         return None
     body, receipt, _ = msg
     try:
         req = read_request(inv, body, secret)
+        if control and action_of(req) not in CONTROL:
+            raise signing.BadRequest(f"a {action_of(req).value} request on the control queue, which takes only pause and unpause")
         key = f"request#{req['id']}"
         seen = store.get(key)
         if seen and seen.get("ref") != req["ref"]:
@@ -130,6 +150,8 @@ def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
         output.line(f"request {req['id']} was already handled ({seen['status']}); not deploying it twice")
         q.delete(receipt)
         return "duplicate"
+    if action_of(req) in CONTROL:
+        return _control(inv, output, req, receipt, store, q)
     if seen and journals.unfinished(store):
         output.line(f"request {req['id']}: its previous worker died mid-rollout; recovering first")
         deploying.recover(inv, output)
@@ -138,13 +160,18 @@ def process_one(inv: Inventory, output, wait: int = 20) -> Optional[str]:
 
 def _run_request(inv, output, req, receipt, store, q, key) -> str:
     store.put(key, {"status": "running", "ref": req["ref"], "requested_by": req["requested_by"], "updated": time.time()})
-    output.line(f"request {req['id']}: deploying {req['ref']} to {inv.name} for {req['requested_by']}")
+    action = action_of(req)
+    output.line(f"request {req['id']}: {'deploying' if action is Action.DEPLOY else 'rolling back to'} {req['ref']}"
+                f" on {inv.name} for {req['requested_by']}")
     previous = os.environ.get("ROLLOUT_USER")
     os.environ["ROLLOUT_USER"] = f"{req['requested_by']} via queue"
     code, status, error = 0, "succeeded", ""
     try:
-        with _kept_invisible(q, receipt):
-            deploying.deploy(inv, output, ref=req["ref"])
+        with _kept_invisible(q, receipt), publish.LiveOutput(store, console=output.console, live=output.live_enabled) as live:
+            if action is Action.ROLLBACK:
+                deploying.rollback(inv, live, to=req["ref"])
+            else:
+                deploying.deploy(inv, live, ref=req["ref"])
     except RolloutError as exc:
         code, error = exc.exit_code, str(exc)
         status = "refused" if code in NOTHING_CHANGED else "failed"
@@ -154,22 +181,77 @@ def _run_request(inv, output, req, receipt, store, q, key) -> str:
         else:
             os.environ["ROLLOUT_USER"] = previous
     store.put(key, {"status": status, "exit_code": code, "error": error[:1000], "ref": req["ref"], "updated": time.time()})
+    journals.record_action(store, req, status, f"exit {code}" + (f": {error}" if error else ""))
     q.delete(receipt)
     output.line(f"request {req['id']}: {status} (exit {code})")
     return status
 
 
-def run(inv: Inventory, output, *, once: bool = False, idle_timeout: float = 0, wait: int = 20) -> int:
-    """Handle requests one at a time; stop after one (`once`) or after `idle_timeout` seconds without any (0: never)."""
+def _control(inv, output, req, receipt, store, q) -> str:
+    """Pause or unpause the environment, as the request's sender."""
+    if action_of(req) is Action.PAUSE:
+        pauses.pause(store, str(req.get("reason") or ""), by=f"{req['requested_by']} via queue")
+        outcome = "paused"
+    else:
+        pauses.unpause(store)
+        outcome = "unpaused"
+    store.put(f"request#{req['id']}", {"status": "succeeded", "exit_code": 0, "ref": req["ref"], "updated": time.time()})
+    journals.record_action(store, req, outcome)
+    q.delete(receipt)
+    output.line(f"request {req['id']}: {inv.name} {outcome} for {req['requested_by']}")
+    return outcome
+
+
+def run(inv: Inventory, output, *, once: bool = False, idle_timeout: float = 0, wait: int = 20, status_every: float = 0) -> int:
+    """Handle requests one at a time; stop after one (`once`) or after `idle_timeout` seconds without any (0: never).
+
+    Beside them, take pause requests from the control queue (if the inventory names one) and,
+    with `status_every`, publish the environment's status that often for the deployer's page.
+    """
+    _secret(inv)
     idle_since = time.monotonic()
     handled = 0
-    while True:
-        outcome = process_one(inv, output, wait=wait)
-        if outcome is not None:
-            handled += 1
-            idle_since = time.monotonic()
-            if once:
+    with _beside(inv, output, wait, status_every):
+        while True:
+            outcome = process_one(inv, output, wait=wait)
+            if outcome is not None:
+                handled += 1
+                idle_since = time.monotonic()
+                if once:
+                    return handled
+            elif idle_timeout and time.monotonic() - idle_since >= idle_timeout:
+                output.line(f"no request for {idle_timeout:g}s; stopping")
                 return handled
-        elif idle_timeout and time.monotonic() - idle_since >= idle_timeout:
-            output.line(f"no request for {idle_timeout:g}s; stopping")
-            return handled
+
+
+@contextmanager
+def _beside(inv: Inventory, output, wait: int, status_every: float):
+    """Threads that run beside the request loop: the control queue and the status publisher."""
+    stop = threading.Event()
+
+    def guarded(what: str, step, pause: float):
+        while not stop.is_set():
+            try:
+                step()
+                stop.wait(pause)
+            except Exception as exc:  # noqa: BLE001 - logged, and tried again a little later
+                log.warning("%s: %s", what, exc)
+                stop.wait(max(pause, 5))
+
+    threads = []
+    if inv.queue.control:
+        _parts(inv, control=True)[1].url(inv.queue.control)  # a missing control queue stops the worker here
+        threads.append(threading.Thread(target=guarded, name="control-queue", daemon=True, args=(
+            "control queue", lambda: process_one(inv, output, wait=min(wait, 5), control=True), 0)))
+    if status_every:
+        store = open_store(inv)
+        threads.append(threading.Thread(target=guarded, name="status-publisher", daemon=True, args=(
+            "publishing status", lambda: publish.publish_status(inv, store), status_every)))
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)

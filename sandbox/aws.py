@@ -54,6 +54,7 @@ ELB = "sandbox-elb"
 STATE_TABLE = "rollout-state"
 DEPLOY_QUEUE = "rollout-sandbox-deploys"
 DEAD_LETTER = "rollout-sandbox-deploys-dead"
+CONTROL_QUEUE = "rollout-sandbox-control"
 ALB = "sandbox-alb"
 TARGET_GROUP = "sandbox-tg"
 ASG = "sandbox-asg"
@@ -369,7 +370,7 @@ def _stop_unwanted_personal(ec2, personal: dict[str, topo.Host], changes: list[s
 
 
 def _ensure_queues(changes: list[str]) -> None:
-    """The deploy queue (for `fab enqueue` / `fab worker`) and its dead-letter queue."""
+    """The deploy queue (for `fab enqueue` / `fab worker`), its dead-letter queue, and the control queue."""
     sqs = client("sqs")
     have = {u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])}
     if DEAD_LETTER not in have:
@@ -383,6 +384,9 @@ def _ensure_queues(changes: list[str]) -> None:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
         })
         changes.append(f"created SQS queue {DEPLOY_QUEUE} (dead letters to {DEAD_LETTER})")
+    if CONTROL_QUEUE not in have:
+        sqs.create_queue(QueueName=CONTROL_QUEUE, Attributes={"VisibilityTimeout": "10"})
+        changes.append(f"created SQS queue {CONTROL_QUEUE} (pause and unpause requests)")
 
 
 def _ensure_state_table(changes: list[str]) -> None:

@@ -54,3 +54,46 @@ def test_every_hostile_body_is_a_bad_request_with_its_reason(case):
 def test_the_valid_request_after_the_hostile_ones_is_read():
     req = worker.read_request(sandbox_inventory(), json.dumps(hostile.signed(at=NOW)), hostile.SECRET, now=NOW)
     assert req["env"] == "sandbox" and req["ref"] == "main"
+
+
+
+def test_a_request_without_an_action_is_a_deploy_as_before():
+    from rollout.actions import Action, of
+
+    old = {"id": "1", "env": "integration", "ref": "main", "requested_by": "ci", "at": NOW}
+    old["signature"] = signing.sign(old, "s3cret")  # exactly what the previous version sent
+    assert of(signing.verify(json.dumps(old), "s3cret", max_age=60, now=NOW)) is Action.DEPLOY
+    assert "action" not in signing.make("integration", "main", "ci", "s3cret")
+
+
+@pytest.mark.parametrize("action, ref", [("rollback", "v1"), ("pause", ""), ("unpause", "")])
+def test_an_action_kind_is_signed_and_cannot_be_removed_or_changed(action, ref):
+    from rollout.actions import Action, of
+
+    req = signing.make("integration", ref, "ana (ui)", "s3cret", action=Action(action), reason="incident 42")
+    assert of(signing.verify(json.dumps(req), "s3cret", max_age=60)) is Action(action)
+    stripped = {k: v for k, v in req.items() if k not in ("action", "reason")}
+    for forged in (stripped, {**req, "action": "deploy"}, {**req, "reason": "other"}):
+        with pytest.raises(signing.BadRequest, match="bad signature|'ref' is empty"):
+            signing.verify(json.dumps(forged), "s3cret", max_age=60)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"action": ["pause"]}, "unknown action"),
+    ({"reason": 42}, "'reason' is not text"),
+    ({"reason": "x" * 501}, "'reason' is not text"),
+    ({"reason": "two\nlines"}, "'reason' is not text"),
+    ({"action": "deploy", "ref": ""}, "'ref' is empty"),
+])
+def test_malformed_action_fields_are_bad_requests(change, words):
+    body = {"id": "1", "env": "integration", "ref": "main", "requested_by": "ci", "at": NOW, **change}
+    body["signature"] = signing.sign(body, "s3cret")
+    with pytest.raises(signing.BadRequest, match=words):
+        signing.verify(json.dumps(body), "s3cret", max_age=60, now=NOW)
+
+
+def test_a_signed_request_with_an_unknown_action_is_refused():
+    body = {"id": "1", "env": "integration", "ref": "main", "requested_by": "ci", "at": NOW, "action": "format-disks"}
+    body["signature"] = signing.sign(body, "s3cret")
+    with pytest.raises(signing.BadRequest, match="unknown action 'format-disks'"):
+        signing.verify(json.dumps(body), "s3cret", max_age=60, now=NOW)
