@@ -36,9 +36,10 @@ def _start(*args: str) -> subprocess.Popen:
 
 
 def _stop(proc: subprocess.Popen) -> str:
+    """Stop a process this test started; an idle worker or page that does not exit soon is killed."""
     proc.terminate()
     try:
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=5)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate(timeout=10)

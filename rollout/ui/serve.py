@@ -20,9 +20,8 @@ from rollout.ui.state import EnvState
 class _Handler(WSGIRequestHandler):
     """Werkzeug's handler, with the token kept out of the access log."""
 
-    def log_request(self, code="-", size="-") -> None:
-        self.requestline = _TOKEN.sub(r"\1token=***", self.requestline)
-        super().log_request(code, size)
+    def log(self, type: str, message: str, *args) -> None:
+        super().log(type, message, *(_TOKEN.sub(r"\1token=***", a) if isinstance(a, str) else a for a in args))
 
 
 _TOKEN = re.compile(r"([?&])token=[^&\s]*")
