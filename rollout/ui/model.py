@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Optional
 
+from rollout.journal import Kind, Result
+
 # Journal records that close the out-of-service window of the batch before them.
-_WINDOW_ENDS = ("deregistered", "registered", "stopped", "end", "resumed", "alarms_enabled")
+_WINDOW_ENDS = (Kind.DEREGISTERED, Kind.REGISTERED, Kind.STOPPED, Kind.END, Kind.RESUMED, Kind.ALARMS_ENABLED)
 
 
 def short(sha: Optional[str]) -> str:
@@ -16,12 +18,12 @@ def short(sha: Optional[str]) -> str:
 
 def batches_started(records: list[dict]) -> list[dict]:
     """The deregistered records of a run, in order: one per batch started."""
-    return [r for r in records if r.get("type") == "deregistered"]
+    return [r for r in records if r.get("type") == Kind.DEREGISTERED]
 
 
 def eta(records: list[dict], now: float) -> dict:
     """{done, total, seconds} for a running deploy: batches finished, batches planned, seconds left (None if unknown)."""
-    start = next((r for r in records if r.get("type") == "start"), None)
+    start = next((r for r in records if r.get("type") == Kind.START), None)
     if start is None:
         return {"done": 0, "total": 0, "seconds": None}
     size = max(1, int(start["data"].get("batch_size") or 1))
@@ -43,7 +45,7 @@ def timeline(records: list[dict], details: Optional[list[dict]] = None, now: Opt
     out-of-service time (finished runs), else at the next record, else `now` (a running batch).
     Returns {seconds, rows: [{label, windows: [{x, w, start, seconds, phase}]}], ticks: [{x, label}]}.
     """
-    start = next((r for r in records if r.get("type") == "start"), None)
+    start = next((r for r in records if r.get("type") == Kind.START), None)
     if start is None:
         return {"seconds": 0, "rows": [], "ticks": []}
     t0 = start["at"]
@@ -54,7 +56,7 @@ def timeline(records: list[dict], details: Optional[list[dict]] = None, now: Opt
     windows: dict[str, list] = {h["instance_id"]: [] for h in hosts}
     deregs = batches_started(records)
     for i, r in enumerate(records):
-        if r.get("type") != "deregistered":
+        if r.get("type") != Kind.DEREGISTERED:
             continue
         nxt = next((n["at"] for n in records[i + 1:] if n.get("type") in _WINDOW_ENDS), None)
         for iid in r["data"].get("hosts", []):
@@ -89,7 +91,7 @@ def desired(history: list[dict], active_start: Optional[dict]) -> Optional[str]:
     """The version the environment should run: the running run's target, else the newest successful run's."""
     if active_start is not None:
         return active_start["data"].get("sha")
-    return next((r.get("sha") for r in history if r.get("result") == "succeeded"), None)
+    return next((r.get("sha") for r in history if r.get("result") == Result.SUCCEEDED), None)
 
 
 def builds(refs: dict[str, str], limit: int = 30) -> list[dict]:

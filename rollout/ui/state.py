@@ -42,7 +42,7 @@ class EnvState:
         status = store.get("status")
         active = journals.unfinished(store)
         records = journals.records(store, active) if active else []
-        start = next((r for r in records if r.get("type") == "start"), None)
+        start = next((r for r in records if r.get("type") == journals.Kind.START), None)
         history = journals.history(store, limit=20)
         progress = store.get("progress") if active else None
         return {
