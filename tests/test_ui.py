@@ -30,8 +30,8 @@ SECRET = {"ROLLOUT_QUEUE_SECRET": "queue-secret-for-ui-tests", "ROLLOUT_USER": "
 ARTIFACTS = Path(os.environ.get("ROLLOUT_TEST_ARTIFACTS") or f.ROOT / "tests" / "artifacts")
 
 
-def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([f.FAB, *args], cwd=f.ROOT, env=f.fab_env(SECRET), stdin=subprocess.DEVNULL,
+def _start(inventories: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([f.FAB, *args], cwd=f.ROOT, env=f.fab_env(SECRET, inventories), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -47,10 +47,15 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture
-def page(healthy_fleet, new_commit):
-    """(address with the token, the token, the worker's and the page's processes), all stopped afterwards."""
-    worker = _start("worker", "--env=sandbox", "--wait=1", "--status-every=2", "--idle-timeout=600")
-    ui = _start("ui", "--env=sandbox", "--port=0")
+def page(healthy_fleet, new_commit, tmp_path):
+    """(address, token) of the page; its worker and server are stopped afterwards.
+
+    The app's install step takes a second per host, as a real one would, so that a rollout
+    lasts long enough to be watched (the page reads the state every second).
+    """
+    inventories = f.write_inventory(tmp_path, lambda d: d["app"].update(install="sleep 1"))
+    worker = _start(inventories, "worker", "--env=sandbox", "--wait=1", "--status-every=2", "--idle-timeout=600")
+    ui = _start(inventories, "ui", "--env=sandbox", "--port=0")
     try:
         first = ui.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", first)
