@@ -199,3 +199,25 @@ def test_the_page_shows_the_fleet_pauses_deploys_and_rolls_back_through_the_work
     browser.find_element(By.CSS_SELECTOR, f"#history tr[data-run='{history[1]['run_id']}'] a").click()
     until(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#timeline rect.oos")) == 4, 10, "one window per host")
     shot(browser, "run")
+
+
+def test_pause_all_stops_a_running_rollout_after_the_batch_in_hand(page, browser, new_commit):
+    base, token = page
+    before = f.checked_out("h001")
+    browser.get(f"{base}?token={token}")
+    Select(browser.find_element(By.ID, "build")).select_by_value(new_commit)
+    browser.find_element(By.ID, "deploy").click()
+    until(browser, lambda d: "run " in text(d, "#run-headline"), 60, "the run in progress on the page")
+    browser.find_element(By.CSS_SELECTOR, ".pause-all input[name=reason]").send_keys("stop everything")
+    browser.find_element(By.ID, "pause-all").click()
+    until(browser, lambda d: "paused" in text(d, "#last-run") and "no run in progress" in text(d, "#run-headline"), 60,
+          "the run stopped by the pause")
+    last = json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=1").stdout)[0]
+    assert (last["sha"], last["result"], last["who"]) == (new_commit, "paused", "ana (ui) via queue")
+    assert "stop everything" in f.state("pause")["reason"]
+    versions = {n: f.checked_out(n) for n in f.host_names()}
+    assert set(versions.values()) == {before, new_commit} and versions["h004"] == before, versions
+    ids = f.instances()
+    assert f.haproxy_states() == {a: "UP" for a in ids.values()} and f.elb_members() == {i: "InService" for i in ids}
+    browser.find_element(By.ID, "unpause").click()
+    until(browser, lambda d: text(d, "#pause-state") == "not paused", 30, "the page showing no pause")

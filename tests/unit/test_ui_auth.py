@@ -44,3 +44,21 @@ def test_behind_a_proxy_the_user_comes_from_its_header_and_a_token_is_not_enough
     assert c.get(f"/?token={TOKEN}").status_code == 401
     assert c.get("/", headers={"X-Forwarded-User": "ben"}).status_code == 302
     assert c.get("/", headers={"X-Forwarded-User": "  "}).status_code == 401
+
+
+def test_a_protected_environment_sends_nothing_until_its_name_is_typed(monkeypatch):
+    from rollout import worker
+
+    sent = []
+    monkeypatch.setattr(worker, "submit", lambda *a, **k: sent.append((a, k)) or {"id": "r1"})
+    inv = inventory.load("sandbox").model_copy(update={"protected": True})
+    app = create_app([EnvState(inv)], Settings(token=TOKEN, operator="ana"))
+    app.config["WTF_CSRF_ENABLED"] = False  # this test is about the typed name, not the forgery check
+    c = app.test_client()
+    c.get(f"/?token={TOKEN}")
+    for path, form in (("/env/sandbox/deploy", {"ref": "main"}), ("/env/sandbox/rollback", {"sha": "a" * 40}),
+                       ("/env/sandbox/deploy", {"ref": "main", "confirm": "sandbo"})):
+        assert c.post(path, data=form).status_code == 303
+    assert sent == []
+    assert c.post("/env/sandbox/deploy", data={"ref": "main", "confirm": "sandbox"}).status_code == 303
+    assert [(a[1].value, a[2], k["ref"]) for a, k in sent] == [("deploy", "ana (ui)", "main")]
