@@ -95,7 +95,7 @@ def create_app(envs: list[EnvState], settings: Settings) -> Flask:
             error = ""
         except RolloutError as exc:
             live, history, histories, error = None, [], {}, str(exc)
-        builds = e.builds() if not error else []
+        builds = (e.builds() or model.deployed_builds(history)) if not error else []
         return render_template("env.html", env=e, live=live, history=history, error=error, builds=builds,
                                builds_error=e.builds_error, standing=model.standing(builds, histories) if histories else [])
 

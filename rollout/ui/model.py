@@ -101,6 +101,15 @@ def builds(refs: dict[str, str], limit: int = 30) -> list[dict]:
     return [{"name": n, "sha": s} for n, s in (heads + tags)[:limit]]
 
 
+def deployed_builds(history: list[dict], limit: int = 30) -> list[dict]:
+    """Builds the history has deployed (newest first, each SHA or digest once): for apps without a git repository."""
+    seen: dict[str, str] = {}
+    for r in history:
+        if r.get("sha") and r["sha"] not in seen and not str(r.get("ref", "")).startswith("recover "):
+            seen[r["sha"]] = r.get("ref") or r["sha"]
+    return [{"name": name, "sha": sha} for sha, name in list(seen.items())[:limit]]
+
+
 def standing(builds_: list[dict], histories: dict[str, list[dict]]) -> list[dict]:
     """Each build with, per environment, the result of the newest run of its SHA there ('' if never run)."""
     out = []

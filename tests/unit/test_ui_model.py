@@ -82,3 +82,9 @@ def test_where_a_build_stands_is_its_newest_run_in_each_environment():
 ])
 def test_duration(started, ended, expected):
     assert model.duration(started, ended) == expected
+
+
+def test_without_a_repository_the_builds_are_what_the_history_deployed():
+    history = [{"sha": "sha256:b", "ref": "v2"}, {"sha": "sha256:a", "ref": "recover 1"}, {"sha": "sha256:b", "ref": "latest"},
+               {"sha": "sha256:a", "ref": "v1"}]
+    assert model.deployed_builds(history) == [{"name": "v2", "sha": "sha256:b"}, {"name": "v1", "sha": "sha256:a"}]
