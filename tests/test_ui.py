@@ -214,7 +214,7 @@ def test_pause_all_stops_a_running_rollout_after_the_batch_in_hand(page, browser
           "the run stopped by the pause")
     last = json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=1").stdout)[0]
     assert (last["sha"], last["result"], last["who"]) == (new_commit, "paused", "ana (ui) via queue")
-    assert "stop everything" in f.state("pause")["reason"]
+    assert f.state("pause")["reason"] == {"S": "stop everything"}
     versions = {n: f.checked_out(n) for n in f.host_names()}
     assert set(versions.values()) == {before, new_commit} and versions["h004"] == before, versions
     ids = f.instances()
