@@ -47,13 +47,15 @@ def _stop(proc: subprocess.Popen) -> str:
 
 
 @pytest.fixture
-def page(healthy_fleet, new_commit, tmp_path):
+def page(request, healthy_fleet, new_commit, tmp_path):
     """(address, token) of the page; its worker and server are stopped afterwards.
 
-    The app's install step takes a second per host, as a real one would, so that a rollout
-    lasts long enough to be watched (the page reads the state every second).
+    The app's install step takes a second per host (or the seconds given as the fixture's
+    parameter), as a real one would, so that a rollout lasts long enough to be watched
+    (the page reads the state every second).
     """
-    inventories = f.write_inventory(tmp_path, lambda d: d["app"].update(install="sleep 1"))
+    install = int(getattr(request, "param", 1))
+    inventories = f.write_inventory(tmp_path, lambda d: d["app"].update(install=f"sleep {install}"))
     worker = _start(inventories, "worker", "--env=sandbox", "--wait=1", "--status-every=2", "--idle-timeout=600")
     ui = _start(inventories, "ui", "--env=sandbox", "--port=0")
     try:
@@ -201,6 +203,7 @@ def test_the_page_shows_the_fleet_pauses_deploys_and_rolls_back_through_the_work
     shot(browser, "run")
 
 
+@pytest.mark.parametrize("page", [3], indirect=True)  # 3 s a host: the pause arrives before the last batch
 def test_pause_all_stops_a_running_rollout_with_every_host_serving(page, browser, new_commit):
     base, token = page
     before = f.checked_out("h001")
