@@ -176,7 +176,7 @@ def test_the_page_shows_the_fleet_pauses_deploys_and_rolls_back_through_the_work
 
     Select(browser.find_element(By.ID, "build")).select_by_value(new_commit)
     browser.find_element(By.ID, "deploy").click()
-    until(browser, lambda d: "run " in text(d, "#run-headline") and d.execute_script(
+    until(browser, lambda d: text(d, "#run-headline").startswith("run ") and d.execute_script(
           "return document.querySelectorAll('#live-timeline rect').length") >= 2,
           60, "the run in progress on the page")
     shot(browser, "rollout")
@@ -210,7 +210,7 @@ def test_pause_all_stops_a_running_rollout_with_every_host_serving(page, browser
     browser.get(f"{base}?token={token}")
     Select(browser.find_element(By.ID, "build")).select_by_value(new_commit)
     browser.find_element(By.ID, "deploy").click()
-    until(browser, lambda d: "run " in text(d, "#run-headline"), 60, "the run in progress on the page")
+    until(browser, lambda d: text(d, "#run-headline").startswith("run "), 60, "the run in progress on the page")
     browser.find_element(By.CSS_SELECTOR, ".pause-all input[name=reason]").send_keys("stop everything")
     browser.find_element(By.ID, "pause-all").click()
     until(browser, lambda d: "paused" in text(d, "#last-run") and "no run in progress" in text(d, "#run-headline"), 60,
