@@ -122,7 +122,12 @@ class Journal:
                                                   "data": {"result": Result.RECOVERED.value, "by": self.run_id}},
                         "attribute_not_exists(sk)", None))
         ops.append(("delete", "active", "run_id = :run", {"run": first}))
-        self._write(*ops)
+        try:
+            self._write(*ops)
+        except Conflict:
+            if (item := self.store.get(ops[0][1])) is None or item.get("type") != Kind.END:
+                raise
+            # a retried write whose first attempt had succeeded
 
 
 def chain(store: Store) -> Optional[tuple[str, ...]]:

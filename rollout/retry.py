@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Callable, Optional
 
@@ -45,10 +46,31 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+# Reasons a DynamoDB transaction is cancelled for that a retry can cure ("None": that item was fine).
+RETRYABLE_CANCELLATIONS = frozenset({"None", "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def cancellation_reasons(exc: BaseException) -> list[str]:
+    """The codes of a TransactionCanceledException's CancellationReasons (from its message if absent)."""
+    if not isinstance(exc, botocore.exceptions.ClientError) or error_code(exc) != "TransactionCanceledException":
+        return []
+    reasons = exc.response.get("CancellationReasons")
+    if reasons:
+        return [str((r or {}).get("Code") or "None") for r in reasons]
+    found = re.search(r"\[([^\]]*)\]", exc.response.get("Error", {}).get("Message", "") or "")
+    return [c.strip() for c in found.group(1).split(",")] if found else []
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True if `exc` is throttling, a transient AWS error or a connection failure worth retrying."""
+    """True if `exc` is throttling, a transient AWS error or a connection failure worth retrying.
+
+    A cancelled DynamoDB transaction is, when every reason is a write conflict or throttling.
+    """
     if isinstance(exc, botocore.exceptions.ClientError):
         if error_code(exc) in THROTTLING_CODES | TRANSIENT_CODES:
+            return True
+        reasons = cancellation_reasons(exc)
+        if reasons and set(reasons) <= RETRYABLE_CANCELLATIONS and set(reasons) != {"None"}:
             return True
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         return isinstance(status, int) and status >= 500

@@ -15,6 +15,16 @@ from botocore.exceptions import ClientError
 
 from rollout.aws import Aws, from_config, translate
 from rollout.errors import PreflightError
+from rollout.retry import cancellation_reasons
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """True if a cancelled transaction lost a condition (not a conflict with another write, nor throttling).
+
+    Without reasons (an endpoint that sends none) it counts as a condition failure, as before.
+    """
+    reasons = cancellation_reasons(exc)
+    return not reasons or "ConditionalCheckFailed" in reasons
 
 
 class Conflict(Exception):
@@ -173,7 +183,7 @@ class Store:
             try:
                 self.client.transact_write_items(TransactItems=items)
             except ClientError as exc:
-                if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                if exc.response["Error"]["Code"] == "TransactionCanceledException" and condition_failed(exc):
                     raise Conflict(self.get("lock")) from None
                 raise
 

@@ -123,3 +123,41 @@ def test_retry_warning_without_operation_uses_the_client_errors_operation(caplog
     caplog.set_level(logging.WARNING, logger="rollout.aws")
     aws_retrying(sleep=lambda s: None)(Flaky(client_error("SlowDown", 503, operation="PutObject")))
     assert "retrying PutObject after SlowDown (attempt 2 of 8" in caplog.text
+
+
+def cancelled(*codes: str, with_reasons: bool = True) -> botocore.exceptions.ClientError:
+    """A TransactionCanceledException as botocore parses it: reasons listed, and in the message."""
+    response = {"Error": {"Code": "TransactionCanceledException",
+                          "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{', '.join(codes)}]"},
+                "ResponseMetadata": {"HTTPStatusCode": 400}}
+    if with_reasons:
+        response["CancellationReasons"] = [{"Code": c} for c in codes]
+    return botocore.exceptions.ClientError(response, "TransactWriteItems")
+
+
+@pytest.mark.parametrize(
+    "exc, transient, condition_failed",
+    [
+        (cancelled("None", "TransactionConflict"), True, False),
+        (cancelled("ThrottlingError", "None"), True, False),
+        (cancelled("TransactionConflict", "TransactionConflict"), True, False),
+        (cancelled("None", "TransactionConflict", with_reasons=False), True, False),
+        (cancelled("ConditionalCheckFailed", "None"), False, True),
+        (cancelled("ConditionalCheckFailed", "TransactionConflict"), False, True),
+        (cancelled("None", "ConditionalCheckFailed", with_reasons=False), False, True),
+        (cancelled("None", "ValidationError"), False, False),
+    ],
+)
+def test_cancelled_transaction_is_retried_for_conflicts_and_throttling_and_a_conflict_only_for_a_failed_condition(
+        exc, transient, condition_failed):
+    from rollout.store import condition_failed as failed
+
+    assert is_transient(exc) is transient
+    assert failed(exc) is condition_failed
+
+
+def test_transaction_conflict_twice_then_success_is_retried():
+    call = Flaky(cancelled("None", "TransactionConflict"), cancelled("ThrottlingError"))
+    waits = []
+    assert aws_retrying(sleep=waits.append)(call) == "ok"
+    assert call.calls == 3 and len(waits) == 2
