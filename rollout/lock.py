@@ -76,6 +76,18 @@ def holder_state(item: dict, me: Process, read: Callable[[int], Optional[tuple[s
     return "stopped" if seen[0] in ("T", "t") else "running"
 
 
+UNVERSIONED = "unversioned"
+
+
+def renewal_token(item: dict) -> str:
+    """What changes each time the holder renews: `version`, else the old format's `expires_at`, else a constant."""
+    if item.get("version"):
+        return str(item["version"])
+    if item.get("expires_at") is not None:
+        return f"expires_at={item['expires_at']!r}"
+    return UNVERSIONED
+
+
 class Staleness:
     """A waiter's judgement of a lease: stale once one version was seen unchanged for `ttl` seconds of its own clock."""
 
@@ -118,8 +130,15 @@ class Lock:
         """
         cond, params = "attribute_not_exists(pk) OR run_id = :run", {"run": self.run_id}
         if take_over is not None:
-            cond += " OR (run_id = :old AND version = :seen)"
-            params.update(old=take_over.get("run_id", ""), seen=take_over.get("version", ""))
+            params["old"] = take_over.get("run_id", "")
+            if take_over.get("version"):
+                cond += " OR (run_id = :old AND version = :seen)"
+                params["seen"] = take_over["version"]
+            elif take_over.get("expires_at") is not None:  # written by a rollout before leases had a version
+                cond += " OR (run_id = :old AND attribute_not_exists(version) AND expires_at = :seen)"
+                params["seen"] = take_over["expires_at"]
+            else:
+                cond += " OR (run_id = :old AND attribute_not_exists(version) AND attribute_not_exists(expires_at))"
         try:
             self.store.put("lock", self._item(), condition=cond, params=params)
         except Conflict as exc:
@@ -199,12 +218,12 @@ def acquire_for_recovery(lock: Lock, *, force: bool, say: Callable[[str], None],
     say(f"{describe(item)} holds the lock; watching it for up to {wait:g}s: it is taken over if not renewed for {lock.ttl:g}s"
         + (" (its controller runs on another machine, so --force cannot tell whether it is dead)" if force and state == "unknown" else ""))
     judge = Staleness(lock.ttl)
-    judge.see(item.get("version"), clock())
+    judge.see(renewal_token(item), clock())
     seen: list[Optional[dict]] = [item]
 
     def look() -> bool:
         seen[0] = lock.store.get("lock")
-        return seen[0] is None or judge.see(seen[0].get("version"), clock())
+        return seen[0] is None or judge.see(renewal_token(seen[0]), clock())
 
     try:
         poll(look, bool, timeout=wait, interval=0.5, max_interval=0.5, sleep=sleep, what="watching the lock", within=True)

@@ -145,6 +145,19 @@ def test_a_lease_is_stale_only_after_a_whole_ttl_without_renewal_on_the_waiters_
     assert seen[-1] is stale and not any(seen[:-1])
 
 
+@pytest.mark.parametrize("items, stale", [
+    ([{"run_id": "a", "expires_at": 100.0}, {"run_id": "a", "expires_at": 100.0}], True),   # previous rollout's format
+    ([{"run_id": "a", "expires_at": 100.0}, {"run_id": "a", "expires_at": 130.0}], False),  # it renewed
+    ([{"run_id": "a"}, {"run_id": "a"}], True),                                            # neither field: never renews
+    ([{"run_id": "a", "version": "v1"}, {"run_id": "a", "version": "v1"}], True),
+    ([{"run_id": "a", "version": "v1"}, {"run_id": "a", "version": "v2"}], False),
+])
+def test_a_lock_item_of_any_format_unchanged_for_a_ttl_is_stale(items, stale):
+    judge = lock.Staleness(10.0)
+    assert judge.see(lock.renewal_token(items[0]), 0.0) is False
+    assert judge.see(lock.renewal_token(items[1]), 10.0) is stale
+
+
 ME = lock.Process(host="ctl", boot="boot-1", pid=100, start="555")
 
 
