@@ -56,6 +56,14 @@ def make(env: str, ref: str, requested_by: str, secret: str, request_id: str | N
     return {**body, "signature": sign(body, secret)}
 
 
+def _finite(at: float) -> bool:
+    """True if `at` is a finite float (a JSON integer too large for one is not)."""
+    try:
+        return math.isfinite(at)
+    except OverflowError:
+        return False
+
+
 def verify(text, secret: str, *, max_age: float, now: float | None = None) -> dict:
     """The request in a message body if it is well formed, signed with `secret` and recent; BadRequest otherwise.
 
@@ -97,7 +105,7 @@ def _parse(text) -> dict:
         if not isinstance(body[key], str):
             raise BadRequest(f"field {key!r} is a {type(body[key]).__name__}, not a string")
     at = body["at"]
-    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not _finite(at):
         raise BadRequest(f"field 'at' is not a time in seconds: {str(at)[:40]!r}")
     if not REQUEST_ID.match(body["id"]):
         raise BadRequest("field 'id' is not a request id (letters, digits, . _ : -, at most 128)")

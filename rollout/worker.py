@@ -112,15 +112,22 @@ def _reused(request_id: str, before, now: str) -> str:
 
 
 def read_request(inv: Inventory, body, secret: str, now: Optional[float] = None) -> dict:
-    """The verified request in a message body, for this environment with a valid ref; BadRequest for anything else."""
+    """The verified request in a message body, for this environment with a valid ref; BadRequest for anything else.
+
+    Any exception while checking the content is a BadRequest, so no body can stop the worker.
+    """
     try:
         req = signing.verify(body, secret, max_age=inv.queue.max_age, now=now)
         if req["env"] != inv.name:
             raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
         if action_of(req) not in CONTROL:
             apps.validate_ref(inv.app, req["ref"])
+    except signing.BadRequest:
+        raise
     except RefError as exc:
         raise signing.BadRequest(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - a hostile body is dead-lettered, never fatal
+        raise signing.BadRequest(f"could not be checked: {type(exc).__name__}: {str(exc)[:200]}") from None
     return req
 
 

@@ -39,6 +39,7 @@ def bodies(now: float, env: str = "sandbox") -> list[tuple[str, str, list[str]]]
         ("ref-not-a-string", json.dumps({**base, "ref": ["main"]}), ["field 'ref' is a list"]),
         ("at-not-a-number", json.dumps({**base, "at": "yesterday"}), ["field 'at' is not a time"]),
         ("at-a-bool", json.dumps({**base, "at": True}), ["field 'at' is not a time"]),
+        ("at-huge-integer", json.dumps({**base, "at": 10 ** 500}), ["field 'at' is not a time"]),
         ("at-nan", json.dumps({**base, "at": float("nan")}), ["field 'at' is not a time"]),
         ("id-with-slash", json.dumps(signed(env, at=now, id="../../lock")), ["field 'id' is not a request id"]),
         ("signature-not-hex", json.dumps({**base, "signature": "é" * 64}), ["field 'signature' is not 64 hex digits"]),

@@ -51,6 +51,16 @@ def test_every_hostile_body_is_a_bad_request_with_its_reason(case):
     assert "\n" not in str(caught.value)
 
 
+def test_any_failure_while_checking_a_body_is_a_bad_request_so_the_worker_dead_letters_it(monkeypatch):
+    def broken(*args, **kwargs):
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(signing, "verify", broken)
+    with pytest.raises(signing.BadRequest) as caught:
+        worker.read_request(sandbox_inventory(), json.dumps(hostile.signed(at=NOW)), hostile.SECRET, now=NOW)
+    assert "OverflowError" in str(caught.value) and "\n" not in str(caught.value)
+
+
 def test_the_valid_request_after_the_hostile_ones_is_read():
     req = worker.read_request(sandbox_inventory(), json.dumps(hostile.signed(at=NOW)), hostile.SECRET, now=NOW)
     assert req["env"] == "sandbox" and req["ref"] == "main"
