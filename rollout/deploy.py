@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
-from rollout import apps, autoscaling, failpoints, inventory, journal as journals, lock as locks, pause as pauses, personal
+from rollout import apps, failpoints, inventory, journal as journals, lock as locks, pause as pauses, personal
 from rollout import plan as planning, recovery, registry
 from rollout.apps import tail
 from rollout.environment import Environment
@@ -18,7 +18,7 @@ from rollout.interrupts import StopRequest
 from rollout.inventory import Inventory
 from rollout.planview import render_plan
 from rollout.report import Report, ReportFiles, who
-from rollout.runner import Policy, Runner
+from rollout.runner import Policy, Runner, resume_processes
 from rollout.sizes import Size
 from rollout.store import Store, open_store
 
@@ -217,14 +217,19 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
                    recovering=recovering, out_of_service=out_of_service).run()
         return report
     finally:
-        if report.ended and report.result != journals.Result.LOST_LOCK:
+        # Whatever happens while recording (an error, Ctrl-C, SIGTERM), the lock is released and the report written.
+        try:
+            if report.ended and report.result != journals.Result.LOST_LOCK:
+                try:
+                    journals.record_run(store, report, fence=run_id)
+                except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
+                    log.error("could not record run %s in the history: %s", run_id, exc)
+        finally:
             try:
-                journals.record_run(store, report, fence=run_id)
-            except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
-                log.error("could not record run %s in the history: %s", run_id, exc)
-        lock.release()
-        output.summary(report)
-        files.write(report, output.warn)
+                lock.release()
+            finally:
+                output.summary(report)
+                files.write(report, output.warn)
 
 
 def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
@@ -345,9 +350,8 @@ def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, rep
     journal.begin({"run_id": report.run_id, "ref": report.ref, "direction": "recover", "who": report.who,
                    "batch_size": a.batch_size, "hosts": [], "recovering": list(a.chain), "decided": {}})
     if a.resume and a.group:
-        group = env.group if env.group and env.group.name == a.group else autoscaling.Group(env.aws, a.group)
         lock.fence()
-        group.resume(a.resume)
+        resume_processes(env, a.group, a.resume)
         journal.write(journals.Kind.RESUMED, {"group": a.group, "processes": list(a.resume)})
         output.line(f"resumed {', '.join(a.resume)} on {a.group}")
     if a.alarms and env.alarms is not None:

@@ -86,6 +86,11 @@ class LockLost(LockHeld):
     """This run lost the environment's lock (another actor took it over); it changed nothing more."""
 
 
+class LockUnproven(DeployFailed):
+    """This run could not prove it still holds the lock (the state table did not answer): it changed
+    nothing more, but what it had changed stays as it was, for `fab recover`."""
+
+
 class Paused(RolloutError):
     """The environment is paused, or the rollout stopped because it was paused."""
 

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from rollout.errors import LockHeld, LockLost
+from rollout.errors import LockHeld, LockLost, LockUnproven
 from rollout.store import Conflict, Store
 from rollout.waiting import WaitTimeout, poll
 
@@ -159,7 +159,8 @@ class Lock:
             raise LockLost(f"this run lost the deploy lock to {self.lost}; it changed nothing more") from None
 
     def fence(self, clock: Callable[[], float] = time.monotonic, attempts: int = 3) -> None:
-        """Before a change: prove the lease is still ours (a conditional write), or raise LockLost.
+        """Before a change: prove the lease is still ours (a conditional write); LockLost if it is known
+        lost (`lost` set), LockUnproven if the proof could not be made (the store did not answer in time).
 
         Nobody can take the lease over sooner than a ttl after our write took effect, so the
         proof holds for the change that follows at once; a proof that took half a ttl (this
@@ -171,11 +172,11 @@ class Lock:
                 self.renew()
             except LockLost:
                 raise
-            except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: act as if lost
-                raise LockLost(f"could not confirm that this run still holds the deploy lock ({exc}); it changed nothing more") from None
+            except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: change nothing more, but it is not lost
+                raise LockUnproven(f"could not confirm that this run still holds the deploy lock ({exc})") from None
             if clock() - started < self.ttl / 2:
                 return
-        raise LockLost(f"could not prove within {self.ttl / 2:g}s that this run still holds the deploy lock; it changed nothing more")
+        raise LockUnproven(f"could not prove within {self.ttl / 2:g}s that this run still holds the deploy lock")
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.ttl / 3):

@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rollout import failpoints, health, recovery as recoveries
+from rollout import autoscaling, failpoints, health, recovery as recoveries
 from rollout.apps import tail
 from rollout.health import short
-from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, LockLost, Paused, RolledBack, RolloutError, StepError
+from rollout.errors import ConnectError, DeployFailed, Interrupted, LockHeld, LockLost, LockUnproven, Paused, RolledBack, RolloutError, StepError
 from rollout.interrupts import StopRequest
 from rollout.journal import Kind, Result
 from rollout.plan import Host, Plan
@@ -29,6 +29,12 @@ from rollout.ssh import Gate
 from rollout.waiting import Cancelled, WaitTimeout, poll
 
 log = logging.getLogger("rollout.runner")
+
+
+def resume_processes(env, name: str, processes) -> None:
+    """Resume `processes` in the Auto Scaling group `name` (the one a journal names, not necessarily the inventory's)."""
+    group = env.group if env.group is not None and env.group.name == name else autoscaling.Group(env.aws, name)
+    group.resume(tuple(processes))
 
 
 def _shared(fn: Callable[[], bool], fresh: float = 1.0) -> Callable[[], bool]:
@@ -93,13 +99,16 @@ class Runner:
         self.targets = recovering.targets if recovering else {}
         self.out_of_service = out_of_service
         self.size = len(plan.batches[0].hosts) if plan.batches else 1
-        # A recovery restores, besides its own, what the runs it recovers left suspended or disabled.
-        self.suspended_by_us: tuple[str, ...] = recovering.resume if recovering else ()
+        # A recovery restores, besides its own, what the runs it recovers left suspended or disabled:
+        # group name -> processes to resume, in the group the journal names.
+        self.suspended_by_us: dict[str, tuple[str, ...]] = (
+            {recovering.group: recovering.resume} if recovering and recovering.group and recovering.resume else {})
         self.alarms_disabled: list[str] = list(recovering.alarms) if recovering else []
         self.failures = 0
         self.batch_no = 0
         self._slack_head = ""
         self._registered: dict[int, set[str]] = {}
+        self._unproven: Optional[LockUnproven] = None  # set when the gate could not prove the lock
 
     def target(self, host: Host) -> str:
         return self.targets.get(host.instance_id, self.plan.sha)
@@ -131,10 +140,12 @@ class Runner:
             self._suspend()
             error = self._forward()
             if error is None:
-                self._smoke()
+                self._smoke_checks()
                 report.result = Result.RECOVERED if self.recovering else Result.SUCCEEDED
         except LockLost as exc:
             report.result, error = Result.LOST_LOCK, exc
+        except LockUnproven as exc:
+            report.result, error = Result.FAILED, exc
         except RolloutError as exc:
             report.result = Result.FAILED
             error = exc
@@ -142,18 +153,23 @@ class Runner:
             report.result = Result.INTERRUPTED
             error = Interrupted("interrupted during a step; see the summary for hosts that may be out of the load balancers")
         finally:
-            # A run that lost its lock changes nothing more: the new holder restores the fleet.
-            if not isinstance(error, LockLost):
+            # A run that lost its lock, or cannot prove it holds it, changes nothing more.
+            if not isinstance(error, (LockLost, LockUnproven)):
                 try:
                     restore_error = self._restore()
                 except LockLost as exc:
                     report.result, error = Result.LOST_LOCK, exc
+                except LockUnproven as exc:
+                    report.result, error = Result.FAILED, exc
                 if restore_error and error is None:
                     report.result, error = Result.FAILED, restore_error
         lost = isinstance(error, LockLost)
         stranded = [h.name or h.instance_id for h in report.hosts
                     if h.result == "failed, out of service" or h.error.startswith("could not roll back")]
-        if stranded and not lost:
+        unproven = isinstance(error, LockUnproven)
+        if unproven:
+            error = self._stopped_unproven(error, stranded)
+        if stranded and not lost and not unproven:  # unproven: said above, with what else stays held
             self.out.warn(f"{', '.join(stranded)} need attention; restore the fleet with: fab recover --env={self.inv.name}")
             if error is None:
                 report.result = Result.FAILED
@@ -165,13 +181,15 @@ class Runner:
                 self._post_deploy()
             except LockLost as exc:
                 report.result, error, lost = Result.LOST_LOCK, exc, True
+            except LockUnproven as exc:  # nothing is out of service any more: the run is over
+                report.result, error = Result.FAILED, DeployFailed(f"{exc}; post-deploy commands were not run")
         report.ended = now_iso()
         report.duration_seconds = round(time.monotonic() - t0, 3)
         report.error = str(error) if error else ""
         report.exit_code = error.exit_code if error else 0
         report.aws_calls = self.env.aws.calls
         report.bastion_connections = self.env.fleet.bastion_opens
-        if self.journal is not None and not lost:
+        if self.journal is not None and not lost and not unproven:  # unproven: left open, as it was, for recover
             try:
                 if stranded or restore_error or (self.recovering and error is not None):
                     # Left open on purpose: the next deploy refuses and `recover` finishes the job.
@@ -268,7 +286,7 @@ class Runner:
         group, plan = self.env.group, self.plan
         if group is not None:
             # Journaled before the call: if it half-succeeds we still resume what we asked for.
-            self.suspended_by_us = tuple(dict.fromkeys(self.suspended_by_us + plan.to_suspend))
+            self.suspended_by_us[group.name] = tuple(dict.fromkeys(self.suspended_by_us.get(group.name, ()) + plan.to_suspend))
             self.report.suspended_processes = list(plan.to_suspend)
             self._journal(Kind.SUSPENDED, {"group": group.name, "processes": list(plan.to_suspend)})
             self._fence()
@@ -295,22 +313,24 @@ class Runner:
                 self.env.alarms.enable(self.alarms_disabled)
                 self._journal(Kind.ALARMS_ENABLED, {"names": self.alarms_disabled})
                 self.out.line(f"re-enabled actions of {len(self.alarms_disabled)} alarms")
-            except LockLost:
+            except (LockLost, LockUnproven):
                 raise
             except Exception as exc:  # noqa: BLE001 - reported, and the resume below must still run
                 log.error("re-enabling alarms %s failed: %s", self.alarms_disabled, exc)
                 failure = RolloutError(f"could not re-enable alarm actions ({exc}); run: fab recover --env={self.inv.name}")
-        if self.suspended_by_us and self.env.group is not None:
+        for name, processes in self.suspended_by_us.items():
+            if not processes:
+                continue
             try:
                 self._fence()
-                self.env.group.resume(self.suspended_by_us)
-                self._journal(Kind.RESUMED, {"group": self.env.group.name, "processes": list(self.suspended_by_us)})
-                self.out.line(f"resumed {', '.join(self.suspended_by_us)} on {self.env.group.name}")
-            except LockLost:
+                resume_processes(self.env, name, processes)
+                self._journal(Kind.RESUMED, {"group": name, "processes": list(processes)})
+                self.out.line(f"resumed {', '.join(processes)} on {name}")
+            except (LockLost, LockUnproven):
                 raise
             except Exception as exc:  # noqa: BLE001
-                log.error("resuming %s failed: %s", self.suspended_by_us, exc)
-                failure = RolloutError(f"could not resume processes on {self.env.group.name} ({exc}); run: fab recover --env={self.inv.name}")
+                log.error("resuming %s on %s failed: %s", processes, name, exc)
+                failure = RolloutError(f"could not resume processes on {name} ({exc}); run: fab recover --env={self.inv.name}")
         return failure
 
     def _fence(self) -> None:
@@ -319,11 +339,27 @@ class Runner:
             self.lock.fence()
 
     def _holds_lock(self) -> bool:
+        """The gate's check: False if the lock is lost or could not be proven; the latter stops the run
+        (kept in `_unproven`) rather than failing each host of the batch."""
         try:
             self._fence()
             return True
         except LockLost:
             return False
+        except LockUnproven as exc:
+            self._unproven = exc
+            return False
+
+    def _stopped_unproven(self, exc: LockUnproven, stranded: list[str]) -> DeployFailed:
+        """The run's error once it could not prove it holds the lock: it stops, and says what recover must restore."""
+        env = self.inv.name
+        left = [f"hosts that may be out of the load balancers: {', '.join(stranded)}"] if stranded else []
+        held = [f"{', '.join(p)} suspended on {g}" for g, p in self.suspended_by_us.items() if p]
+        if self.alarms_disabled:
+            held.append(f"actions of {len(self.alarms_disabled)} alarms disabled")
+        self.out.warn(f"{exc}; this run changed nothing more and left its run open"
+                      + "".join(f"; {x}" for x in left + held) + f"; restore the fleet with: fab recover --env={env}")
+        return DeployFailed(f"rollout stopped ({exc}); hosts may be left out of the balancers; run fab recover --env={env}")
 
     def _journal(self, kind: Kind, data, begin: bool = False) -> None:
         if self.journal is None:
@@ -441,7 +477,7 @@ class Runner:
         for h in hosts:
             self.report.host(h.instance_id).steps.append(StepRecord(action, round(took, 3), not errors))
         if errors:
-            lost = [exc for _, exc in errors if isinstance(exc, LockLost)]
+            lost = [exc for _, exc in errors if isinstance(exc, (LockLost, LockUnproven))]
             lb, exc = errors[0]
             if lost or isinstance(exc, Cancelled):
                 raise (lost or [exc])[0]
@@ -492,6 +528,8 @@ class Runner:
             failpoints.reached("updating")
             for fut in started:
                 fut.result()
+            if self._unproven is not None:
+                raise self._unproven
             return True
         finally:
             gate.cancel()  # no-op once open; otherwise the waiting sessions end without running anything
@@ -525,11 +563,11 @@ class Runner:
         try:
             res = fleet.run(host.address, command, timeout=timeout, stdin=stdin, gate=gate)
         except ConnectError as exc:
-            if gate is not None and gate.cancelled:
+            if gate is not None and (gate.cancelled or self._unproven is not None):
                 raise _NotRun() from None
             raise StepError(host.label, "update", str(exc)) from None
         if gate is not None:
-            if gate.cancelled:
+            if gate.cancelled or self._unproven is not None:  # the script was not sent: the run stops, no host failed
                 raise _NotRun()
             t = gate.opened_at or t  # the command may have ended (connection lost) before the gate opened
         outcome = app.parse_update(res.stdout, version)
@@ -604,6 +642,15 @@ class Runner:
                 raise DeployFailed(f"smoke check {check.url}: got {status}, expected {check.status}"
                                    + (f" with body containing {check.body!r}" if check.body else ""))
             self.out.line(f"smoke {check.url} ok ({status})")
+
+    def _smoke_checks(self) -> None:
+        """The smoke checks; for a recovery a failure is a warning only: the chain closes once the fleet is restored."""
+        if not self.recovering:
+            return self._smoke()
+        try:
+            self._smoke()
+        except DeployFailed as exc:
+            self.out.warn(f"{exc}; the fleet is restored, so this recovery closes its run anyway")
 
     def _post_deploy(self) -> None:
         env = {**os.environ, "DEPLOY_ENV": self.inv.name, "DEPLOY_SHA": self.plan.sha, "DEPLOY_REF": self.plan.ref}
