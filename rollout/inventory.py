@@ -199,6 +199,13 @@ class Ssh(Model):
     connect_timeout: _seconds(gt=0) = 10
     parallel: _int(ge=1, le=256) = 16
 
+    @field_validator("key", "known_hosts", mode="before")
+    @classmethod
+    def _a_path(cls, path):
+        if isinstance(path, str) and "\0" in path:
+            raise ValueError("a path cannot contain a NUL byte (\\0)")
+        return path
+
 
 class Elb(Model):
     kind: Literal["elb"]

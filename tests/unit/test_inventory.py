@@ -97,6 +97,8 @@ def _text(tmp_path, name, edit):
         ([("    Deployment: sandbox\n  address", "    Deployment: sandbox\n    no: x\n  address")],
          r":12: 'instances.tags': a key must be text, got the boolean false; YAML 1.1 reads an unquoted no as a boolean; write \"no\" in quotes"),
         ([("max_failures: 0", "max_failures: 0\noff: 1")], r"'\(top level\)': a key must be text, got the boolean false; .*write \"off\""),
+        ([("  key: /var/tmp/rollout-sandbox/ssh/id_ed25519", '  key: "/var/tmp/id\\0x"')], r":\d+: 'ssh.key': .*NUL byte"),
+        ([("  known_hosts: /var/tmp/rollout-sandbox/ssh/known_hosts", '  known_hosts: "/var/tmp/kh\\0"')], r":\d+: 'ssh.known_hosts': .*NUL byte"),
         ([("max_failures: 0", "max_failures: 0\nmax_failures: 2")], r":\d+: 'max_failures' is given twice \(first on line \d+\); keep one"),
     ],
 )
