@@ -24,6 +24,7 @@ from invoke.exceptions import Exit, ParseError
 
 from rollout import __version__, coreopts
 from rollout.errors import UsageError
+from rollout.ssh import ssh_config_problem
 
 USAGE = UsageError.exit_code
 FREE_TEXT = frozenset({"reason"})  # options whose value is prose, which may start with "-"
@@ -108,6 +109,8 @@ class Rules:
                 raise _line(f"-i/--identity: {path} is not a file")
         if core.get("ssh-config") and not _is_file(core["ssh-config"]):
             raise _line(f"-S/--ssh-config: {core['ssh-config']} is not a file")
+        if core.get("ssh-config") and (problem := ssh_config_problem(core["ssh-config"])):
+            raise _line(f"-S/--ssh-config: {core['ssh-config']}: {problem}; fix that line")
         for ctx, values in zip(self.tasks, decision.task_values):
             for arg in ctx.args.values():
                 name = arg.attr_name or arg.name

@@ -189,6 +189,20 @@ class Auth:
         return user, port, list(dict.fromkeys(keys + [str(key)]))
 
 
+def ssh_config_problem(path: str) -> Optional[str]:
+    """What makes an -S ssh_config unusable (it does not parse, or a Port is not a port number); None if fine."""
+    try:
+        config = paramiko.SSHConfig.from_path(path)
+    except Exception as exc:  # noqa: BLE001 - ConfigParseError, a file that is not text, ...
+        return f"cannot be parsed: {' '.join(str(exc).split())[:200] or type(exc).__name__}"
+    # The parsed blocks: lookup() would run Match exec commands, so the values are read without it.
+    for block in getattr(config, "_config", []):
+        port = block.get("config", {}).get("port")
+        if port is not None and not (str(port).isdigit() and 1 <= int(port) <= 65535):
+            return f"Port {str(port)[:40]!r} is not a port number (1-65535)"
+    return None
+
+
 _auth = Auth()
 
 

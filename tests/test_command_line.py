@@ -142,6 +142,16 @@ def test_missing_identity_or_ssh_config_is_refused(core, words):
         assert p.returncode == 2 and words in one_line(p)
 
 
+@pytest.mark.parametrize("text,words", [("Host *\n  User deploy\nMatch\n", "cannot be parsed: Unparsable line Match"),
+                                        ("Host h001\n  Port abc\n", "Port 'abc' is not a port number"),
+                                        ("Host h001\n  Port 70000\n", "Port '70000' is not a port number")])
+def test_an_ssh_config_that_does_not_parse_or_has_a_bad_port_is_refused_in_one_line(tmp_path, text, words):
+    config = tmp_path / "config"
+    config.write_text(text)
+    for p in run_all([[f.FAB, "-S", str(config), "unlock", "--env=nosuch"], [ROLLOUT, "-S", str(config), "status", "--env=nosuch"]]):
+        assert p.returncode == 2 and words in one_line(p) and "Traceback" not in p.stderr
+
+
 def test_ad_hoc_remainder_is_refused_by_rollout():
     p = run(ROLLOUT, "-H", "198.18.1.11", "--", "uname")
     assert p.returncode == 2 and "ad-hoc shell command" in one_line(p)
