@@ -69,7 +69,7 @@ def state(lock: Optional[dict], pause: Optional[dict], unfinished: Optional[str]
     """What blocks or tells about a deploy, from the state table's items, as JSON-ready fields."""
     return {
         "lock": None if not lock else {"who": lock.get("who"), "host": lock.get("host"), "run_id": lock.get("run_id"),
-                                       "ref": lock.get("ref"), "since": _iso(lock.get("since")), "expires": _iso(lock.get("expires_at"))},
+                                       "ref": lock.get("ref"), "since": _iso(lock.get("since")), "ttl": lock.get("ttl")},
         "pause": None if not pause else {"who": pause.get("who"), "reason": pause.get("reason"), "since": _iso(pause.get("since"))},
         "unfinished_run": unfinished,
         "last_deploy": None if not last else {k: last.get(k) for k in ("run_id", "who", "ref", "sha", "started", "ended", "result", "exit_code")},
@@ -83,8 +83,10 @@ def state_lines(doc: dict) -> list[str]:
         return [f"state table: {st['error']}"]
     lock, pause, last = st.get("lock"), st.get("pause"), st.get("last_deploy")
     env = doc["env"]
+    ttl = f"{float(lock['ttl']):g}s (its ttl)" if lock and lock.get("ttl") is not None else "a ttl"
     return [
-        f"lock: held by {lock['who']} on {lock['host']} (run {lock['run_id']}, ref {lock['ref']}) since {lock['since']}, expires {lock['expires']} unless renewed"
+        f"lock: held by {lock['who']} on {lock['host']} (run {lock['run_id']}, ref {lock['ref']}) since {lock['since']} by its clock;"
+        f" judged stale only after {ttl} without renewal"
         if lock else "lock: free",
         f"pause: paused by {pause['who']} since {pause['since']}: {pause['reason']}" if pause else "pause: not paused",
         f"unfinished run: {st['unfinished_run']}; restore the fleet with: fab recover --env={env}" if st.get("unfinished_run") else "unfinished run: none",

@@ -117,7 +117,7 @@ def test_status_shows_lock_pause_unfinished_run_and_last_deploy(healthy_fleet):
         assert f.fab("pause", "--env=sandbox", "--reason=status test").returncode == 0
         table.put_item(TableName="rollout-state", Item={**key, "sk": {"S": "lock"}, "run_id": {"S": "r-status"},
                        "who": {"S": "ci:7"}, "host": {"S": "runner-3"}, "ref": {"S": "main"}, "since": {"N": str(now)},
-                       "expires_at": {"N": str(now + 600)}})
+                       "ttl": {"N": "600.0"}, "version": {"S": "v-status"}})
         table.put_item(TableName="rollout-state", Item={**key, "sk": {"S": "active"}, "run_id": {"S": "r-status"},
                        "since": {"N": str(now)}})
         done = f.fab("status", "--env=sandbox", "--json")
@@ -127,10 +127,10 @@ def test_status_shows_lock_pause_unfinished_run_and_last_deploy(healthy_fleet):
     finally:
         f.clear_state("lock", "active", "pause")
     assert state["lock"]["who"] == "ci:7" and state["lock"]["host"] == "runner-3" and state["lock"]["run_id"] == "r-status"
-    assert state["lock"]["since"] and state["lock"]["expires"] > state["lock"]["since"]
+    assert state["lock"]["since"] and state["lock"]["ttl"] == 600 and "expires" not in state["lock"]
     assert state["pause"]["reason"] == "status test" and state["pause"]["who"] and state["pause"]["since"]
     assert state["unfinished_run"] == "r-status"
-    assert "lock: held by ci:7 on runner-3" in text.stdout and "pause: paused by" in text.stdout
+    assert "lock: held by ci:7 on runner-3" in text.stdout and "stale only after 600s" in text.stdout and "pause: paused by" in text.stdout
     assert "unfinished run: r-status" in text.stdout
     last = next(iter(history()), None)
     if last is None:

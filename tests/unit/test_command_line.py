@@ -100,18 +100,20 @@ def test_seconds_name_their_flag(value, expected):
 
 
 def test_status_state_carries_lock_pause_unfinished_run_and_last_deploy():
-    lock = {"who": "ci:42", "host": "runner", "run_id": "r2", "ref": "main", "since": 0, "expires_at": 60}
+    lock = {"who": "ci:42", "host": "runner", "run_id": "r2", "ref": "main", "since": 0, "ttl": 60.0, "version": "v1"}
     pause = {"who": "ana", "reason": "incident 7", "since": 86400}
     last = {"run_id": "r1", "who": "ben", "ref": "v2", "sha": "a" * 40, "started": "2026-01-01T00:00:00.000Z",
             "ended": "2026-01-01T00:01:00.000Z", "result": "succeeded", "exit_code": 0, "hosts": ["i-1"]}
     st = status.state(lock, pause, "r2", last)
     assert st["lock"] == {"who": "ci:42", "host": "runner", "run_id": "r2", "ref": "main", "since": "1970-01-01T00:00:00Z",
-                          "expires": "1970-01-01T00:01:00Z"}
+                          "ttl": 60.0}
     assert st["pause"] == {"who": "ana", "reason": "incident 7", "since": "1970-01-02T00:00:00Z"}
     assert st["unfinished_run"] == "r2"
     assert st["last_deploy"]["result"] == "succeeded" and "hosts" not in st["last_deploy"]
     lines = status.state_lines({"env": "prod", "state": st})
-    assert lines[0].startswith("lock: held by ci:42 on runner (run r2, ref main)")
+    assert lines[0] == ("lock: held by ci:42 on runner (run r2, ref main) since 1970-01-01T00:00:00Z by its clock;"
+                        " judged stale only after 60s (its ttl) without renewal")
+    assert "None" not in lines[0]
     assert lines[1] == "pause: paused by ana since 1970-01-02T00:00:00Z: incident 7"
     assert "fab recover --env=prod" in lines[2]
     assert lines[3].startswith("last deploy: succeeded aaaaaaaaaaaa (v2) by ben, 2026-01-01T00:00:00.000Z")
