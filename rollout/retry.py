@@ -29,7 +29,9 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
     }
 )
-TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "InternalFailure", "ServiceUnavailable"})
+# TransactionConflictException: a single-item write (the lock's heartbeat) met a transaction on that item.
+TRANSIENT_CODES = frozenset({"RequestTimeout", "InternalError", "InternalFailure", "ServiceUnavailable",
+                             "TransactionConflictException"})
 TRANSIENT_ERRORS = (
     botocore.exceptions.EndpointConnectionError,
     botocore.exceptions.ConnectionClosedError,

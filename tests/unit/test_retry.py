@@ -30,6 +30,7 @@ def client_error(code: str, status: int = 400, operation: str = "DescribeInstanc
         (client_error("InternalFailure", 500), True),
         (client_error("ServiceUnavailable", 503), True),
         (client_error("SomethingNew", 502), True),
+        (client_error("TransactionConflictException"), True),
         (client_error("AccessDenied", 403), False),
         (client_error("ValidationError"), False),
         (client_error("TargetGroupNotFound"), False),
