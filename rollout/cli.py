@@ -22,6 +22,7 @@ from rollout.environment import Environment
 from rollout.errors import ConfigError, ConnectError, RolloutError, UsageError
 from rollout import plan as planning
 from rollout.plan import Plan
+from rollout import interrupts
 from rollout.progress import Output
 from rollout.report import ReportFiles
 from rollout.store import open_store
@@ -86,6 +87,7 @@ def _save_traceback() -> str:
 
 
 def _raise_interrupt(signum, frame):
+    interrupts.TERMINATED.set()
     raise KeyboardInterrupt
 
 

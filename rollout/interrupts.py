@@ -8,6 +8,11 @@ import threading
 from contextlib import contextmanager
 
 
+#: Set by the command's SIGTERM handler as it raises KeyboardInterrupt: Python drops an exception
+#: raised while a finalizer runs ("Exception ignored"), so a loop that must end checks this too.
+TERMINATED = threading.Event()
+
+
 class StopRequest:
     """Set by the first SIGINT/SIGTERM; the runner checks it between steps and in every wait."""
 

@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from typing import Optional
 
-from rollout import apps, deploy as deploying, journal as journals, pause as pauses, publish, signing
+from rollout import apps, deploy as deploying, interrupts, journal as journals, pause as pauses, publish, signing
 from rollout.actions import CONTROL, Action, of as action_of
 from rollout.errors import NOTHING_CHANGED, ConfigError, RefError, RolloutError, UsageError
 from rollout.inventory import Inventory
@@ -220,6 +220,8 @@ def run(inv: Inventory, output, *, once: bool = False, idle_timeout: float = 0, 
     handled = 0
     with _beside(inv, output, wait, status_every):
         while True:
+            if interrupts.TERMINATED.is_set():  # a SIGTERM whose KeyboardInterrupt was lost in a finalizer
+                raise KeyboardInterrupt
             outcome = process_one(inv, output, wait=wait)
             if outcome is not None:
                 handled += 1
