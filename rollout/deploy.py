@@ -300,7 +300,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
                 output.line(f"recovering run {a.run_id} ({a.direction}, last step: {a.last_step}"
                             + (f"; recoveries interrupted since: {', '.join(a.chain[1:])}" if len(a.chain) > 1 else "")
                             + f"): {len(a.targets)} host(s) to restore, processes to resume: {', '.join(a.resume) or 'none'}")
-                hosts = [h for h in env.discover(known_balancers=a.balancers) if h.instance_id in a.targets]
+                hosts = [h for h in env.discover(known_balancers=a.balancers, restoring=True) if h.instance_id in a.targets]
                 if not hosts:
                     _recover_without_hosts(env, store, lock, report, a, output)
                     return None

@@ -41,18 +41,20 @@ class Environment:
         """The app strategy (git or container); reads the app's secrets from this process's environment."""
         return apps.strategy(self.inventory)
 
-    def discover(self, connect: bool = False, known_balancers: tuple[tuple[str, str], ...] = ()) -> list[Host]:
+    def discover(self, connect: bool = False, known_balancers: tuple[tuple[str, str], ...] = (),
+                 restoring: bool = False) -> list[Host]:
         """Find the instances and the bastion; build the adapters that depend on them.
 
         With `connect`, the bastion connection starts opening while the instances are
         being found; its error, if any, comes from the first use of the fleet.
         The first AWS call stands in for a credentials check: its errors say what is wrong.
         `known_balancers` ((kind, name)) join those found from membership when the inventory lists none.
+        `restoring` (recover): a stack that is changing or broken is read all the same.
         """
         inv = self.inventory
         self.aws.require_credentials()
         if inv.stack:
-            self.stack = stacks.read(self.aws, inv.stack)
+            self.stack = stacks.read(self.aws, inv.stack, changing_ok=restoring)
             inv = self.inventory = resolve_outputs(inv, self.stack.outputs)
         pool = ThreadPoolExecutor(max_workers=1)
         try:

@@ -47,10 +47,11 @@ def refusal(name: str, status: str) -> Optional[str]:
     return None
 
 
-def read(aws: Aws, name: str) -> Stack:
+def read(aws: Aws, name: str, changing_ok: bool = False) -> Stack:
     """The stack's state, outputs and resources: describe_stacks, then list_stack_resources (paginated).
 
-    Raises PreflightError if it does not exist, StackNotReady if it is changing or broken.
+    Raises PreflightError if it does not exist, StackNotReady if it is changing or broken
+    (unless `changing_ok`: a recovery must put the fleet back whatever the stack is doing).
     """
     cfn = aws.client("cloudformation")
     with translate(f"reading stack {name}"):
@@ -66,7 +67,7 @@ def read(aws: Aws, name: str) -> Stack:
                                  " or create the stack (and check the environment's account: aws.profile, aws.role)")
         stack = found[0]
         why = refusal(name, stack["StackStatus"])
-        if why:
+        if why and not changing_ok:
             raise StackNotReady(why)
         resources = tuple(
             (r["LogicalResourceId"], r.get("PhysicalResourceId", ""), r["ResourceType"])

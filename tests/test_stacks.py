@@ -122,3 +122,20 @@ def test_stack_and_account_problems_are_refused_with_distinct_codes_and_touch_no
             assert f.snapshot() == before, what
             codes.add(done.returncode)
         assert len(codes) == 3
+
+
+def test_recover_restores_the_fleet_while_the_stack_is_broken(healthy_fleet, tmp_path):
+    # A deploy dies mid-batch; then a stack update fails. Deploys are refused (20), but recover,
+    # whose job is to put the fleet back, reads the stack all the same.
+    with AwsGate(upstream=topo.MOTO_ENDPOINT) as gate:
+        inv = write_stack_inventory(tmp_path / "inv", lambda d: d["aws"].update(endpoint_url=gate.url))
+        before = f.snapshot()
+        crashed = f.fab("deploy", "--env=sandbox-stack", "--yes", inventories=inv, env={"ROLLOUT_CRASH_AT": "after-deregister"})
+        assert crashed.returncode == -9, crashed.stdout + crashed.stderr
+        gate.stack_status["rollout-sandbox"] = "UPDATE_ROLLBACK_FAILED"
+        refused = f.fab("deploy", "--env=sandbox-stack", "--yes", inventories=inv)
+        assert refused.returncode == 20, refused.stdout + refused.stderr
+        rec = f.fab("recover", "--env=sandbox-stack", "--force", inventories=inv)
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert f.snapshot() == before
+    assert f.state("lock") is None and f.state("active") is None
