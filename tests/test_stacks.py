@@ -97,7 +97,7 @@ def test_a_sha_is_promoted_across_accounts_with_each_environments_own_credential
     runs_a = f.aws("dynamodb").query(TableName="rollout-state", KeyConditionExpression="pk = :p",
                                      ExpressionAttributeValues={":p": {"S": "env#staging"}})["Items"]
     assert any(i["sk"]["S"].startswith("run#") and sha in json.dumps(i) for i in runs_b), runs_b
-    assert runs_a == []
+    assert not any(sha in json.dumps(i) for i in runs_a), runs_a  # other tests deploy an env named staging in account A
 
 
 def test_stack_and_account_problems_are_refused_with_distinct_codes_and_touch_nothing(fleet, account_b, tmp_path):
