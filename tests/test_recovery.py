@@ -279,3 +279,19 @@ def test_recover_finds_balancers_from_the_journal_when_membership_no_longer_show
     assert rec.returncode == 0, rec.stdout + rec.stderr
     assert f.snapshot() == before
     assert f.state("lock") is None and f.state("active") is None
+
+
+def test_recover_takes_over_a_lock_left_by_the_previous_rollout_format_without_version(healthy_fleet):
+    """A lock item of the previous version (expires_at, no version) that nobody renews is taken over after a ttl."""
+    now = time.time()
+    f.aws("dynamodb").put_item(TableName="rollout-state", Item={
+        "pk": {"S": "env#sandbox"}, "sk": {"S": "lock"}, "run_id": {"S": "r-old-format"}, "who": {"S": "ana@laptop"},
+        "host": {"S": "laptop"}, "ref": {"S": "main"}, "since": {"N": str(now)}, "expires_at": {"N": str(now + 60)}})
+    try:
+        rec = f.fab("recover", "--env=sandbox")
+    finally:
+        left = f.state("lock")
+        f.clear_state("lock")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert "was not renewed for 10s; taking it over" in said(rec.stdout), rec.stdout
+    assert left is None, left
