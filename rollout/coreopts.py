@@ -15,7 +15,7 @@ PASS_THROUGH = frozenset({
     "search-root", "debug", "write-pyc", "no-dedupe", "version", "list-agent-keys",
 })
 
-# Core options that feed rollout's SSH connections (read by rollout.sshauth from Fabric's config).
+# Core options that feed rollout's SSH connections (read by rollout.ssh.auth_from_config from Fabric's config).
 SSH = frozenset({"identity", "ssh-config", "prompt-for-passphrase"})
 
 # Core options rollout refuses, and what to use instead.

@@ -85,6 +85,11 @@ class LockHeld(RolloutError):
 class LockLost(LockHeld):
     """This run lost the environment's lock (another actor took it over); it changed nothing more."""
 
+    @classmethod
+    def to(cls, holder: str) -> "LockLost":
+        """The error for a run whose lock is now held by `holder` (in words)."""
+        return cls(f"this run lost the deploy lock to {holder}; it changed nothing more")
+
 
 class LockUnproven(DeployFailed):
     """This run could not prove it still holds the lock (the state table did not answer): it changed

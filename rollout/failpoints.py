@@ -15,10 +15,8 @@ import threading
 from collections import Counter
 
 POINTS = ("after-suspend", "after-deregister", "after-update", "after-health", "after-register")
-#: Points for signals and freezes: besides POINTS, "draining" (the batch was just deregistered) and
-#: "updating" (the batch's update scripts were just let go).
-SIGNAL_POINTS = (*POINTS, "draining", "updating")
-#: "after-lock": a deploy holds the lock and has journaled nothing yet.
+# Besides POINTS: "draining" (the batch was just deregistered), "updating" (the batch's update
+# scripts were just let go), and "after-lock" (a deploy holds the lock, nothing journaled yet).
 
 _seen: Counter = Counter()
 _lock = threading.Lock()

@@ -75,7 +75,7 @@ class Journal:
         except Conflict as exc:
             if self.fence and (exc.item is None or exc.item.get("run_id") != self.fence):
                 held = f"run {exc.item.get('run_id')} of {exc.item.get('who')}" if exc.item else "nobody (it was removed)"
-                raise LockLost(f"this run lost the deploy lock to {held}; it changed nothing more") from None
+                raise LockLost.to(held) from None
             raise
 
     def _record(self, kind: Kind, data: dict) -> tuple:

@@ -150,13 +150,13 @@ class Lock:
     def renew(self) -> None:
         """Rewrite the version if the lease is still ours; LockLost otherwise."""
         if self.lost:
-            raise LockLost(f"this run lost the deploy lock to {self.lost}; it changed nothing more")
+            raise LockLost.to(self.lost)
         try:
             self.store.update("lock", {"version": uuid.uuid4().hex}, condition="run_id = :run", params={"run": self.run_id})
         except Conflict as exc:
             self.lost = describe(exc.item) if exc.item else "nobody (it was removed)"
             log.error("lost the deploy lock; it is now held by %s; changing nothing more", self.lost)
-            raise LockLost(f"this run lost the deploy lock to {self.lost}; it changed nothing more") from None
+            raise LockLost.to(self.lost) from None
 
     def fence(self, clock: Callable[[], float] = time.monotonic, attempts: int = 3) -> None:
         """Before a change: prove the lease is still ours (a conditional write); LockLost if it is known

@@ -249,7 +249,7 @@ class Runner:
                 return "interrupted", (f"interrupted by {self.stop.reason} after batch {self.batch_no}: the batch in hand was"
                                        f" finished; {len(queue)} host(s) were not updated")
             if self.lock is not None and self.lock.lost:
-                raise LockLost(f"this run lost the deploy lock to {self.lock.lost}; it changed nothing more")
+                raise LockLost.to(self.lock.lost)
             if phase == "deploy" and (why := self.paused()):
                 return "paused", f"{self.inv.name} was {why}; stopped after batch {self.batch_no}"
             room = self.size - len(left_out)
