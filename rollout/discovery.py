@@ -16,6 +16,7 @@ class Instance:
     name: str
     group: str | None
     tags: dict
+    zone: str = ""
 
 
 def tag_filters(tags: dict[str, str]) -> list[dict]:
@@ -40,6 +41,7 @@ def parse_instances(reservations: list[dict], address_attribute: str) -> list[In
                     name=tags.get("Name", ""),
                     group=tags.get("aws:autoscaling:groupName"),
                     tags=tags,
+                    zone=inst.get("Placement", {}).get("AvailabilityZone", ""),
                 )
             )
     return sorted(found, key=lambda i: (i.name, i.instance_id))
@@ -64,7 +66,7 @@ def find_bastion(aws: Aws, tags: dict[str, str], address_attribute: str) -> str:
 
 def as_hosts(instances: list[Instance]) -> list[Host]:
     """Planner hosts from discovered instances."""
-    return [Host(instance_id=i.instance_id, address=i.address, name=i.name) for i in instances]
+    return [Host(instance_id=i.instance_id, address=i.address, name=i.name, zone=i.zone) for i in instances]
 
 
 def group_members(aws: Aws, groups: list[str]) -> dict[str, str]:

@@ -47,6 +47,7 @@ class Host:
     version: Optional[str] = None
     # Local changes in the host's checkout that updating it discards (git short status lines).
     local_changes: tuple[str, ...] = ()
+    zone: str = ""  # availability zone, as EC2 reports it ("" if unknown)
 
     @property
     def label(self) -> str:
