@@ -6,6 +6,20 @@ nothing more. The `active` item names the unfinished run and the recoveries that
 worked on it since (its chain); it is deleted only when the fleet is restored.
 
 Also the history of finished runs, which `history` and `rollback` read.
+
+The state table (`state.table`, string keys `pk` and `sk`, made by `fab setup`) holds one
+partition per environment, `pk = "env#NAME"`, with one item per kind of record, `sk`: `lock`,
+`pause`, `active`, `journal#RUN#SEQ` and `run#STARTED#RUN` (the history). A run writes these
+journal records in order (`Kind`; the runner writes them and `recovery.assess` reads them):
+- `start`: run id, ref, SHA, batch size, who, and every planned host with its current version
+  and its target; written together with the `active` item, which marks the unfinished run.
+- `suspended` and `alarms_disabled` before each such call; before each batch one
+  `deregistered` record with the batch's hosts and, for each, the versions it goes from and to;
+  `registered` once they are back (read by the page, for out-of-service windows).
+- `restored` when a failed host is back on its previous version; at the end `alarms_enabled`
+  and `resumed`.
+- `end` with the result, after which `active` is deleted. A run that leaves hosts out, or could
+  not resume its processes or re-enable its alarms, writes `stopped` instead and keeps `active`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """rollout's tasks, for `fab` and for the `rollout` command.
 
-An application's fabfile needs two lines (see the README, "Use it from your application"):
+An application's fabfile needs two lines (see the README, "Install"):
 
     from rollout.tasks import namespace
     ns = namespace()

@@ -1,7 +1,7 @@
-"""Exit codes are a contract: every code in the README's table is reached by a test.
+"""Exit codes are a contract: every code in the exit-code table of docs/tasks.md is reached by a test.
 
 REACHED_BY names, for each code, a test that runs `fab` and asserts exactly that code. The unit
-checks below keep this table equal to the README's and to rollout.errors, and read each named
+checks below keep this table equal to docs/tasks.md's and to rollout.errors, and read each named
 test's source to confirm it asserts `returncode == CODE` (or, for a row of a case table, that
 the row carries CODE). Add a row when you document a new code.
 """
@@ -40,17 +40,17 @@ REACHED_BY = {
 }
 
 
-def readme_table() -> dict[int, str]:
-    """Code -> error class name ('' for success) from the README's exit-code table."""
-    text = (ROOT / "README.md").read_text()
+def documented_table() -> dict[int, str]:
+    """Code -> error class name ('' for success) from the exit-code table of docs/tasks.md."""
+    text = (ROOT / "docs/tasks.md").read_text()
     section = text.split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| (\d+) \| (?:`(\w+)`)? *\|", section, flags=re.M)
-    assert rows, "no exit-code table found in README.md"
+    assert rows, "no exit-code table found in docs/tasks.md"
     return {int(code): name for code, name in rows}
 
 
-def test_the_table_here_matches_the_readme_and_rollout_errors():
-    table = readme_table()
+def test_the_table_here_matches_the_documented_table_and_rollout_errors():
+    table = documented_table()
     assert sorted(table) == sorted(REACHED_BY)
     for code, name in table.items():
         if name:
