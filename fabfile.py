@@ -1,8 +1,8 @@
-"""rollout's tasks (from rollout.tasks), plus the sandbox's for this repository; `fab -l` lists them."""
+"""rollout's tasks (from rollout.cli.tasks), plus the sandbox's for this repository; `fab -l` lists them."""
 
 from invoke import Collection
 
-from rollout.tasks import namespace, task
+from rollout.cli.tasks import namespace, task
 
 
 @task(name="up", help={"hosts": "number of application hosts (default 4, up to 100)",

@@ -20,9 +20,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from rollout import containerapp, registry
-from rollout.errors import RefError
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters import registry
+from rollout.adapters.waiting import WaitTimeout, poll
+from rollout.apps import container as containerapp
+from rollout.core.errors import RefError
 from sandbox import netns
 from sandbox import topology as topo
 

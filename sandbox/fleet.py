@@ -22,7 +22,7 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 from sandbox import app, aws, container, haproxy, netns, origin, sshd
 from sandbox import topology as topo
 

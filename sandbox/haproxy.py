@@ -10,7 +10,7 @@ import csv
 import io
 import socket
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
 

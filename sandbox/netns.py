@@ -14,7 +14,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 from sandbox import topology as topo
 
 NETNS_DIR = Path("/run/netns")

@@ -16,7 +16,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 from sandbox import netns
 from sandbox import topology as topo
 

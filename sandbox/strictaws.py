@@ -16,7 +16,7 @@ import sys
 import urllib.request
 from functools import cache
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 
 REGION = "eu-west-1"
 HOST = "127.0.0.1"

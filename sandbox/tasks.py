@@ -12,7 +12,7 @@ def up(hosts: int, personal: str = "", app: str = "git") -> None:
 
     app="container" also runs the app as a podman container on every host (inventories/sandbox-container.yml).
     """
-    from rollout.personal import check_user
+    from rollout.core.personal import check_user
 
     users = tuple(check_user(u.strip()) for u in personal.split(",") if u.strip())
     fleet.up(hosts=hosts, personal=users, app=app)
@@ -28,6 +28,6 @@ def status() -> None:
     info = fleet.describe()
     print(json.dumps(info, indent=2, default=str))
     if info.get("moto_listening") and info.get("namespaces"):
-        from rollout import cli
+        from rollout.cli import commands as cli
 
         cli.status("sandbox")

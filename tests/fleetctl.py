@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-from rollout.waiting import WaitTimeout, poll
+from rollout.adapters.waiting import WaitTimeout, poll
 
 from sandbox import haproxy as sandbox_haproxy, topology as topo
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from rollout import signing
+from rollout.core import signing
 
 SECRET = "queue-secret-for-tests"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import tasks
+from rollout.cli import tasks
 from tests import fleetctl as f
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
@@ -201,7 +201,7 @@ def test_env_completion_lists_the_inventories():
 
 
 def test_a_fabfile_without_namespace_still_never_runs_a_task_per_host_or_fakes_a_dry_run(tmp_path):
-    (tmp_path / "fabfile.py").write_text("from invoke import Collection\n\nfrom rollout.tasks import deploy, status\n\n"
+    (tmp_path / "fabfile.py").write_text("from invoke import Collection\n\nfrom rollout.cli.tasks import deploy, status\n\n"
                                          "ns = Collection(deploy, status)\n")
 
     def bare(argv):

@@ -1,7 +1,7 @@
 """Exit codes are a contract: every code in the exit-code table of docs/tasks.md is reached by a test.
 
 REACHED_BY names, for each code, a test that runs `fab` and asserts exactly that code. The unit
-checks below keep this table equal to docs/tasks.md's and to rollout.errors, and read each named
+checks below keep this table equal to docs/tasks.md's and to rollout.core.errors, and read each named
 test's source to confirm it asserts `returncode == CODE` (or, for a row of a case table, that
 the row carries CODE). Add a row when you document a new code.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout import errors
+from rollout.core import errors
 from tests import fleetctl as f
 
 ROOT = Path(__file__).resolve().parents[1]

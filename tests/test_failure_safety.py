@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from rollout import failpoints
+from rollout.adapters import failpoints
 from sandbox import fleet as sandbox_fleet, netns, origin, topology as topo
 from sandbox.load import LoadGenerator
 from sandbox.throttle import ThrottlingProxy

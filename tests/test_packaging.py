@@ -15,7 +15,7 @@ from tests import fleetctl as f
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
-APP_FABFILE = "from rollout.tasks import namespace\n\nns = namespace()\n"
+APP_FABFILE = "from rollout.cli.tasks import namespace\n\nns = namespace()\n"
 
 
 def sh(*argv, cwd, timeout=300, env=None):
@@ -52,7 +52,7 @@ def test_wheel_holds_rollout_its_license_and_command_only(installed):
     assert {n.split("/")[0] for n in names} == {"rollout", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "rollout = rollout.program:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "rollout = rollout.cli.program:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_slim_install_has_no_test_or_sandbox_tools(installed):

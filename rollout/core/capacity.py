@@ -10,8 +10,8 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Optional
 
-from rollout.plan import Host
-from rollout.sizes import Ramp, Size
+from rollout.core.plan import Host
+from rollout.core.sizes import Ramp, Size
 
 
 def ramp_counts(ramp: Ramp, total: int) -> list[int]:

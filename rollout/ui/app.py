@@ -16,9 +16,9 @@ from typing import Optional
 from flask import Flask, Response, abort, flash, redirect, render_template, request, session, stream_with_context, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from rollout import worker
-from rollout.actions import Action
-from rollout.errors import RolloutError
+from rollout.core.actions import Action
+from rollout.core.errors import RolloutError
+from rollout.orchestration import worker
 from rollout.ui import model
 from rollout.ui.state import EnvState
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from rollout.journal import Kind, Result
+from rollout.state.journal import Kind, Result
 
 # Journal records that close the out-of-service window of the batch before them.
 _WINDOW_ENDS = (Kind.DEREGISTERED, Kind.REGISTERED, Kind.STOPPED, Kind.END, Kind.RESUMED, Kind.ALARMS_ENABLED)

@@ -10,9 +10,9 @@ from typing import Optional
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from rollout import inventory
-from rollout.errors import ConfigError, UsageError
-from rollout.report import who
+from rollout.config import inventory
+from rollout.core.errors import ConfigError, UsageError
+from rollout.core.report import who
 from rollout.ui.app import Settings, create_app
 from rollout.ui.state import EnvState
 

@@ -6,10 +6,13 @@ import threading
 import time
 from typing import Optional
 
-from rollout import journal as journals, lock as locks, pause as pauses, refs
-from rollout.errors import RolloutError
-from rollout.inventory import Inventory
-from rollout.store import open_store
+from rollout.adapters import refs
+from rollout.config.inventory import Inventory
+from rollout.core.errors import RolloutError
+from rollout.state import journal as journals
+from rollout.state import lock as locks
+from rollout.state import pause as pauses
+from rollout.state.store import open_store
 from rollout.ui import model
 
 

@@ -3,7 +3,7 @@
 import botocore.exceptions
 import pytest
 
-from rollout import awserrors
+from rollout.core import awserrors
 
 ARN = "arn:aws:iam::123456789012:user/deployer"
 

@@ -2,11 +2,11 @@
 
 import pytest
 
-from rollout import sizes
 from rollout.core import capacity
-from rollout.errors import UsageError
-from rollout.plan import Host
-from rollout.sizes import Size
+from rollout.core import sizes
+from rollout.core.errors import UsageError
+from rollout.core.plan import Host
+from rollout.core.sizes import Size
 
 
 def hosts(n: int, zones: str = "") -> list[Host]:
@@ -167,7 +167,7 @@ def test_rollback_goes_in_reverse_order_of_deployment_with_the_same_batches(depl
 
 
 def test_discovery_reads_each_instance_zone_from_its_placement():
-    from rollout import discovery
+    from rollout.adapters import discovery
 
     reservations = [{"Instances": [
         {"InstanceId": "i-2", "PrivateIpAddress": "10.0.0.2", "Placement": {"AvailabilityZone": "eu-west-1b"},

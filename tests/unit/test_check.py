@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import aws, check, inventory
-from rollout.errors import ConfigError
+from rollout.adapters import aws
+from rollout.config import check
+from rollout.config import inventory
+from rollout.core.errors import ConfigError
 
 SANDBOX = (Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text()
 

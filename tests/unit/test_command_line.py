@@ -4,8 +4,11 @@ import pytest
 
 from fabric.main import program as fab
 
-from rollout import args, coreopts, program, status
-from rollout.errors import UsageError
+from rollout.cli import program
+from rollout.config import args
+from rollout.core import coreopts
+from rollout.core.errors import UsageError
+from rollout.orchestration import status
 
 DEPLOY = ("deploy", {"hosts": None, "dry_run": False}, frozenset({"hosts", "dry"}))
 STATUS = ("status", {"json": False}, frozenset())

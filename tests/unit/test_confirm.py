@@ -1,7 +1,8 @@
 import pytest
 
-from rollout import cli, journal
-from rollout.errors import UsageError
+from rollout.cli import commands as cli
+from rollout.core.errors import UsageError
+from rollout.state import journal
 
 
 class Inv:

@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import apps, containerapp, inventory, registry
-from rollout.errors import ConfigError, PreflightError, RefError
+from rollout.adapters import registry
+from rollout.apps import container as containerapp
+from rollout.apps import strategies as apps
+from rollout.config import inventory
+from rollout.core.errors import ConfigError, PreflightError, RefError
 
 ROOT = Path(__file__).parents[2]
 D1, D2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64

@@ -9,8 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from rollout import apps, deploy, gitapp
-from rollout.plan import Host
+from rollout.apps import git as gitapp
+from rollout.apps import strategies as apps
+from rollout.core.plan import Host
+from rollout.orchestration import deploy
 
 HOSTILE_NAMES = ["plain.js", "with space.js", "new\nline.js", "$(touch PWNED).js", "*.js", "-rf", "quote'.js", "é.js", "[ab].js"]
 

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import inventory
-from rollout.errors import ConfigError
-from rollout.sizes import Size
+from rollout.config import inventory
+from rollout.core.errors import ConfigError
+from rollout.core.sizes import Size
 
 BASE = yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text())
 

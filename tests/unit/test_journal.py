@@ -2,8 +2,8 @@
 
 import pytest
 
-from rollout.journal import Journal, Kind, Result
-from rollout.store import Conflict
+from rollout.state.journal import Journal, Kind, Result
+from rollout.state.store import Conflict
 
 
 class CommittedOnce:

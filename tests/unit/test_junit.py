@@ -1,7 +1,7 @@
 from xml.etree import ElementTree as ET
 
-from rollout import junit
-from rollout.report import HostRecord, Report, StepRecord
+from rollout.core import junit
+from rollout.core.report import HostRecord, Report, StepRecord
 
 
 def test_each_host_is_a_test_case_with_its_outcome():

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from rollout import log
+from rollout.adapters import log
 
 
 @pytest.fixture(autouse=True)

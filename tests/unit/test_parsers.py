@@ -1,9 +1,11 @@
 import pytest
 
-from rollout import gitapp, health, refs
-from rollout.balancers import haproxy
-from rollout.errors import RefError
-from rollout.inventory import Health
+from rollout.adapters import health
+from rollout.adapters import refs
+from rollout.adapters.balancers import haproxy
+from rollout.apps import git as gitapp
+from rollout.config.inventory import Health
+from rollout.core.errors import RefError
 
 SHA1, SHA2 = "1" * 40, "2" * 40
 

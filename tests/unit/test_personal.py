@@ -3,9 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import inventory, personal
-from rollout.discovery import Instance
-from rollout.errors import ConfigError, PreflightError, UsageError
+from rollout.adapters.discovery import Instance
+from rollout.config import inventory
+from rollout.core import personal
+from rollout.core.errors import ConfigError, PreflightError, UsageError
 
 BASE = {k: v for k, v in yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox.yml").read_text()).items()
         if k != "personal"}

@@ -2,9 +2,10 @@ import re
 
 import pytest
 
-from rollout import plan, sizes
-from rollout.errors import UsageError
-from rollout.plan import BalancerFacts, Host
+from rollout.core import plan
+from rollout.core import sizes
+from rollout.core.errors import UsageError
+from rollout.core.plan import BalancerFacts, Host
 
 SHA = "a" * 40
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from rollout import journal, lock, recovery
-from rollout.journal import Kind
+from rollout.core import recovery
+from rollout.state import journal
+from rollout.state import lock
+from rollout.state.journal import Kind
 
 ALL = ["Launch", "Terminate"]
 OLD, NEW = "a" * 40, "b" * 40
@@ -90,7 +92,7 @@ def test_assess_of_a_run_without_start_restores_nothing():
 def test_recovery_reads_every_record_kind_the_runner_writes():
     assert set(recovery.READS) == set(Kind)
     # Every kind the runner and recover write is a Kind member, named, never a bare string.
-    root = Path(__file__).resolve().parents[2] / "rollout"
+    root = Path(__file__).resolve().parents[2] / "rollout" / "orchestration"
     for name in ("runner.py", "deploy.py"):
         tree = ast.parse((root / name).read_text())
         for node in ast.walk(tree):

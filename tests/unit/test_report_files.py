@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rollout.errors import UsageError
-from rollout.report import Report, ReportFiles
+from rollout.core.errors import UsageError
+from rollout.core.report import Report, ReportFiles
 
 
 def cases(tmp: Path):

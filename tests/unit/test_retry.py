@@ -1,4 +1,4 @@
-"""rollout.retry: which failures are retried, how long it waits, when it gives up. No real sleeping."""
+"""rollout.adapters.retry: which failures are retried, how long it waits, when it gives up. No real sleeping."""
 
 import logging
 
@@ -6,8 +6,8 @@ import botocore.exceptions
 import pytest
 import urllib3.exceptions
 
-from rollout import retry
-from rollout.retry import aws_retrying, is_transient
+from rollout.adapters import retry
+from rollout.adapters.retry import aws_retrying, is_transient
 
 
 def client_error(code: str, status: int = 400, operation: str = "DescribeInstances") -> botocore.exceptions.ClientError:
@@ -151,7 +151,7 @@ def cancelled(*codes: str, with_reasons: bool = True) -> botocore.exceptions.Cli
 )
 def test_cancelled_transaction_is_retried_for_conflicts_and_throttling_and_a_conflict_only_for_a_failed_condition(
         exc, transient, condition_failed):
-    from rollout.store import condition_failed as failed
+    from rollout.state.store import condition_failed as failed
 
     assert is_transient(exc) is transient
     assert failed(exc) is condition_failed

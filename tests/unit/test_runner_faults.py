@@ -7,15 +7,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from rollout import deploy, journal as journals, lock as locks, runner as runners
-from rollout.apps import Outcome
-from rollout.errors import DeployFailed, LockLost, LockUnproven
-from rollout.journal import Kind, Result
-from rollout.plan import Batch, Host, Plan
-from rollout.recovery import Assessment
-from rollout.report import HostRecord, Report
-from rollout.runner import BatchResult, Runner
-from rollout.store import Conflict
+from rollout.apps.strategies import Outcome
+from rollout.core.errors import DeployFailed, LockLost, LockUnproven
+from rollout.core.plan import Batch, Host, Plan
+from rollout.core.recovery import Assessment
+from rollout.core.report import HostRecord, Report
+from rollout.orchestration import deploy
+from rollout.orchestration import runner as runners
+from rollout.orchestration.runner import BatchResult, Runner
+from rollout.state import journal as journals
+from rollout.state import lock as locks
+from rollout.state.journal import Kind, Result
+from rollout.state.store import Conflict
 
 
 class Store:

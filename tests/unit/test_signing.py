@@ -2,7 +2,9 @@ import json
 
 import pytest
 
-from rollout import inventory, signing, worker
+from rollout.config import inventory
+from rollout.core import signing
+from rollout.orchestration import worker
 from tests import hostile
 
 NOW = 1_800_000_000.0
@@ -68,7 +70,7 @@ def test_the_valid_request_after_the_hostile_ones_is_read():
 
 
 def test_a_request_without_an_action_is_a_deploy_as_before():
-    from rollout.actions import Action, of
+    from rollout.core.actions import Action, of
 
     old = {"id": "1", "env": "integration", "ref": "main", "requested_by": "ci", "at": NOW}
     old["signature"] = signing.sign(old, "s3cret")  # exactly what the previous version sent
@@ -78,7 +80,7 @@ def test_a_request_without_an_action_is_a_deploy_as_before():
 
 @pytest.mark.parametrize("action, ref", [("rollback", "v1"), ("pause", ""), ("unpause", "")])
 def test_an_action_kind_is_signed_and_cannot_be_removed_or_changed(action, ref):
-    from rollout.actions import Action, of
+    from rollout.core.actions import Action, of
 
     req = signing.make("integration", ref, "ana (ui)", "s3cret", action=Action(action), reason="incident 42")
     assert of(signing.verify(json.dumps(req), "s3cret", max_age=60)) is Action(action)

@@ -1,8 +1,8 @@
 import pytest
 
-from rollout import sizes
-from rollout.errors import UsageError
-from rollout.sizes import Size
+from rollout.core import sizes
+from rollout.core.errors import UsageError
+from rollout.core.sizes import Size
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rollout import inventory, membership, stacks
-from rollout.aws import session_name
-from rollout.errors import ConfigError
+from rollout.adapters import membership
+from rollout.adapters import stacks
+from rollout.adapters.aws import session_name
+from rollout.config import inventory
+from rollout.core.errors import ConfigError
 
 BASE = yaml.safe_load((Path(__file__).parents[2] / "inventories" / "sandbox-stack.yml").read_text())
 

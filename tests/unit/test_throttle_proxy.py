@@ -12,12 +12,12 @@ import time
 import botocore.exceptions
 import pytest
 
-from rollout.alarms import Alarms
-from rollout.autoscaling import Group
-from rollout.aws import Aws, translate
-from rollout.balancers.alb import TargetGroup
-from rollout.discovery import find_instances
-from rollout.plan import Host
+from rollout.adapters.alarms import Alarms
+from rollout.adapters.autoscaling import Group
+from rollout.adapters.aws import Aws, translate
+from rollout.adapters.balancers.alb import TargetGroup
+from rollout.adapters.discovery import find_instances
+from rollout.core.plan import Host
 from sandbox.throttle import ThrottlingProxy, throttle_answer
 
 REGION = "eu-west-1"

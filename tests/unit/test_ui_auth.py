@@ -5,7 +5,7 @@ Flask's test client, on requests that are refused (or only redirected) before an
 
 import pytest
 
-from rollout import inventory
+from rollout.config import inventory
 from rollout.ui.app import Settings, create_app
 from rollout.ui.state import EnvState
 
@@ -47,7 +47,7 @@ def test_behind_a_proxy_the_user_comes_from_its_header_and_a_token_is_not_enough
 
 
 def test_a_protected_environment_sends_nothing_until_its_name_is_typed(monkeypatch):
-    from rollout import worker
+    from rollout.orchestration import worker
 
     sent = []
     monkeypatch.setattr(worker, "submit", lambda *a, **k: sent.append((a, k)) or {"id": "r1"})

@@ -6,7 +6,8 @@ from contextlib import nullcontext
 
 import pytest
 
-from rollout import interrupts, worker
+from rollout.adapters import interrupts
+from rollout.orchestration import worker
 
 
 def test_an_idle_worker_stops_once_terminated_even_if_the_interrupt_was_lost(monkeypatch):

@@ -1,0 +1,1 @@
+"""Inventories and arguments, read once into typed, validated values."""

@@ -1,0 +1,1 @@
+"""The pure core: decisions and vocabulary as functions of data. Nothing here touches the network."""

@@ -1,0 +1,48 @@
+"""Render a plan for people: what --dry-run prints and what the confirmation shows."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from rollout.adapters.health import short
+from rollout.core.plan import Plan
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """Print hosts with current versions, batches with their steps and capacity, balancers, group, estimate."""
+    console.print(f"Plan for [bold]{plan.env}[/]: deploy {plan.sha} ({plan.ref}) to {len(plan.hosts)} hosts in {len(plan.batches)} batches")
+    rows = []
+    for b in plan.batches:
+        for h in b.hosts:
+            current = short(h.version) if h.version else "unknown"
+            same = " (already this commit)" if h.version == plan.sha else ""
+            rows.append((str(b.index), h.instance_id, h.name, h.address, current + same))
+    _table(console, "Instances, in order", ("batch", "instance", "name", "address", "current version"), rows)
+    _table(console, "Batches", ("batch", "hosts", "in service during the batch"),
+           [(str(b.index), ", ".join(h.name or h.instance_id for h in b.hosts), str(b.in_service)) for b in plan.batches])
+    console.print("Steps per batch: " + " → ".join(plan.steps))
+    if plan.balancers:
+        _table(console, "Load balancers", ("kind", "name", "draining delay", "healthy after"),
+               [(f.kind, f.name, f"{f.drain_seconds:g}s", f"{f.healthy_seconds:g}s") for f in plan.balancers])
+    else:
+        console.print("Load balancers: none")
+    if plan.group:
+        before = ", ".join(sorted(plan.suspended_before)) or "none"
+        console.print(f"Auto Scaling group {plan.group}: suspended now: {before}; will suspend: {', '.join(plan.to_suspend) or 'nothing'}")
+    else:
+        console.print("Auto Scaling group: none")
+    for note in plan.notes:
+        console.print(f"[yellow]note[/] {note}")
+    console.print(f"Estimated duration: about {plan.estimate_seconds:g}s (from draining delays and health thresholds)")
+    console.print("Dry run: nothing was changed.")
+
+
+def _table(console: Console, title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A titled table in plain aligned columns, written as is (no markup).
+
+    rich's Table measures every cell: a 1,000-host plan took 1.3 s to print that way.
+    """
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = [title, "  ".join(c.upper().ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    console.out("\n".join(lines), highlight=False)

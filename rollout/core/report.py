@@ -1,0 +1,150 @@
+"""What happened in a rollout: per-host steps with timings, the result, as JSON and as a table."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import socket
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from rollout.core.errors import UsageError
+
+
+def now_iso(t: Optional[float] = None) -> str:
+    return datetime.fromtimestamp(t if t is not None else time.time(), timezone.utc).isoformat(timespec="milliseconds")
+
+
+def who() -> str:
+    """The operator: $ROLLOUT_USER, else user@host."""
+    return os.environ.get("ROLLOUT_USER") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+@dataclass
+class StepRecord:
+    step: str
+    seconds: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class HostRecord:
+    instance_id: str
+    name: str
+    address: str
+    batch: int
+    old_version: Optional[str] = None
+    new_version: Optional[str] = None
+    result: str = "pending"
+    error: str = ""
+    out_of_service_seconds: Optional[float] = None
+    steps: list[StepRecord] = field(default_factory=list)
+    discarded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    env: str
+    ref: str
+    sha: str
+    run_id: str = ""
+    who: str = field(default_factory=who)
+    started: str = field(default_factory=now_iso)
+    ended: Optional[str] = None
+    result: str = "running"
+    exit_code: Optional[int] = None
+    error: str = ""
+    batches: int = 0
+    hosts: list[HostRecord] = field(default_factory=list)
+    suspended_processes: list[str] = field(default_factory=list)
+    alarms_disabled: list[str] = field(default_factory=list)
+    aws_calls: int = 0
+    bastion_connections: int = 0
+    duration_seconds: Optional[float] = None
+
+    def host(self, instance_id: str) -> HostRecord:
+        return next(h for h in self.hosts if h.instance_id == instance_id)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    def write(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)
+
+    def summary_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(host, old version, new version, time out of service, result) per host."""
+        rows = []
+        for h in self.hosts:
+            oos = f"{h.out_of_service_seconds:.2f}s" if h.out_of_service_seconds is not None else "-"
+            result = h.result + (f": {h.error}" if h.error else "")
+            rows.append((h.name or h.instance_id, _short(h.old_version), _short(h.new_version), oos, result))
+        return rows
+
+    def headline(self) -> str:
+        done = sum(1 for h in self.hosts if h.result == "updated")
+        return f"{self.env}: {self.result} — {_short(self.sha)} ({self.ref}) on {done}/{len(self.hosts)} hosts by {self.who}"
+
+
+def _short(sha: Optional[str]) -> str:
+    return sha.removeprefix("sha256:")[:12] if sha else "-"
+
+
+def unwritable(path: Path) -> Optional[str]:
+    """Why `path` cannot be written as a file (None if it can): its directory is made if missing and probed."""
+    path = Path(path)
+    if path.is_dir():
+        return "it is a directory"
+    existing = next(p for p in (path.parent, *path.parent.parents) if p.exists() or p == p.parent)
+    if not existing.is_dir():
+        return f"{existing} is not a directory"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            return "the file is not writable"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Where to write a rollout's report: JSON (--report) and JUnit XML (--junit)."""
+
+    json: Optional[Path] = None
+    junit: Optional[Path] = None
+
+    def paths(self) -> list[tuple[str, Path]]:
+        return [(flag, p) for flag, p in (("--report", self.json), ("--junit", self.junit)) if p]
+
+    def check(self) -> None:
+        """UsageError unless every path can be written now (checked by creating and removing a file beside it)."""
+        for flag, path in self.paths():
+            why = unwritable(path)
+            if why:
+                raise UsageError(f"{flag}={path} cannot be written: {why}; give a file path in a writable directory")
+
+    def write(self, report: Report, warn) -> None:
+        """Write each file; a file that cannot be written is one `warn` line, and the others are still written."""
+        from rollout.core import junit
+
+        for flag, path in self.paths():
+            try:
+                report.write(path) if flag == "--report" else junit.write(report, path)
+            except OSError as exc:
+                warn(f"could not write {flag}={path}: {exc.strerror or exc}; the rollout's result stands (exit {report.exit_code})")
+
+    @classmethod
+    def of(cls, json_path: Optional[str], junit_path: Optional[str]) -> "ReportFiles":
+        return cls(Path(json_path) if json_path else None, Path(junit_path) if junit_path else None)

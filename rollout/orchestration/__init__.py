@@ -1,0 +1,1 @@
+"""Carries the decisions out: preflight, the runner, deploy, recover, the queue worker, status."""

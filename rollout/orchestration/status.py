@@ -1,0 +1,113 @@
+"""`status`: each instance's address, served version, health and balancer state; the group's processes."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from rich.console import Console
+from rich.table import Table
+
+from rollout.adapters import health
+from rollout.adapters.health import short
+from rollout.core.errors import ConnectError
+from rollout.orchestration.environment import Environment
+
+
+def collect(env: Environment) -> dict:
+    """The environment's state as one JSON-ready document."""
+    inv = env.inventory
+    hosts = env.discover()
+    reach: dict[str, str] = {}
+    try:
+        env.fleet.open_bastion()
+        bastion_ok = True
+    except ConnectError as exc:
+        bastion_ok, bastion_error = False, str(exc)
+
+    def probe(h):
+        if not bastion_ok:
+            return h.instance_id, health.Observation(None, None, "bastion unreachable")
+        try:
+            env.fleet.connect([h.address])
+        except ConnectError as exc:
+            reach[h.instance_id] = str(exc)
+            return h.instance_id, health.Observation(None, None, "ssh unreachable")
+        return h.instance_id, health.probe(lambda: env.fleet.host_channel(h.address, inv.health.port), inv.health)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), inv.ssh.parallel))) as pool:
+        seen = dict(pool.map(probe, hosts))
+    lb_states = {f"{lb.kind}:{lb.name}": lb.members() for lb in env.balancers}
+    doc = {
+        "env": inv.name,
+        "bastion": {"address": env.fleet.bastion.host, "reachable": bastion_ok, **({} if bastion_ok else {"error": bastion_error})},
+        "hosts": [
+            {
+                "instance_id": h.instance_id,
+                "name": h.name,
+                "address": h.address,
+                "ssh": "unreachable" if (not bastion_ok or h.instance_id in reach) else "ok",
+                "version": seen[h.instance_id].version,
+                "health": seen[h.instance_id].status,
+                "balancers": {name: states.get(h.instance_id, "not registered") for name, states in lb_states.items()},
+            }
+            for h in hosts
+        ],
+        "autoscaling_group": None,
+    }
+    if env.group is not None:
+        doc["autoscaling_group"] = {"name": env.group.name, "suspended_processes": sorted(env.group.suspended())}
+    return doc
+
+
+def _iso(epoch) -> Optional[str]:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(epoch))) if epoch is not None else None
+
+
+def state(lock: Optional[dict], pause: Optional[dict], unfinished: Optional[str], last: Optional[dict]) -> dict:
+    """What blocks or tells about a deploy, from the state table's items, as JSON-ready fields."""
+    return {
+        "lock": None if not lock else {"who": lock.get("who"), "host": lock.get("host"), "run_id": lock.get("run_id"),
+                                       "ref": lock.get("ref"), "since": _iso(lock.get("since")), "ttl": lock.get("ttl")},
+        "pause": None if not pause else {"who": pause.get("who"), "reason": pause.get("reason"), "since": _iso(pause.get("since"))},
+        "unfinished_run": unfinished,
+        "last_deploy": None if not last else {k: last.get(k) for k in ("run_id", "who", "ref", "sha", "started", "ended", "result", "exit_code")},
+    }
+
+
+def state_lines(doc: dict) -> list[str]:
+    """The state section of the table view, one line per item."""
+    st = doc.get("state") or {}
+    if "error" in st:
+        return [f"state table: {st['error']}"]
+    lock, pause, last = st.get("lock"), st.get("pause"), st.get("last_deploy")
+    env = doc["env"]
+    ttl = f"{float(lock['ttl']):g}s (its ttl)" if lock and lock.get("ttl") is not None else "a ttl"
+    return [
+        f"lock: held by {lock['who']} on {lock['host']} (run {lock['run_id']}, ref {lock['ref']}) since {lock['since']} by its clock;"
+        f" judged stale only after {ttl} without renewal"
+        if lock else "lock: free",
+        f"pause: paused by {pause['who']} since {pause['since']}: {pause['reason']}" if pause else "pause: not paused",
+        f"unfinished run: {st['unfinished_run']}; restore the fleet with: fab recover --env={env}" if st.get("unfinished_run") else "unfinished run: none",
+        f"last deploy: {last['result']} {short(last['sha'] or '')} ({last['ref']}) by {last['who']}, {last['started']} to {last['ended']} (run {last['run_id']})"
+        if last else "last deploy: none recorded",
+    ]
+
+
+def render(doc: dict, console: Console) -> None:
+    t = Table(title=f"{doc['env']}: {len(doc['hosts'])} instances", title_justify="left")
+    lbs = list(doc["hosts"][0]["balancers"]) if doc["hosts"] else []
+    for col in ["instance", "name", "address", "ssh", "version", "health", *lbs]:
+        t.add_column(col)
+    for h in doc["hosts"]:
+        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], short(h["version"]) if h["version"] else "-",
+                  str(h["health"] or "-"), *[h["balancers"][lb] for lb in lbs])
+    for line in state_lines(doc):
+        console.print(line, markup=False, highlight=False)
+    console.print(t)
+    g = doc["autoscaling_group"]
+    if g:
+        console.print(f"Auto Scaling group {g['name']}: suspended processes: {', '.join(g['suspended_processes']) or 'none'}")
+    if not doc["bastion"]["reachable"]:
+        console.print(f"[red]bastion unreachable[/]: {doc['bastion']['error']}")
