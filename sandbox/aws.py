@@ -20,6 +20,9 @@ resources: their number changes in place (`sandbox.up --hosts=N`), each needs th
 address of its namespace, and a template has no loops; they are launched here and
 attached to the stack's group and balancers, like instances the group would launch.
 
+moto runs with its recorder on: every request it serves goes to topology.MOTO_RECORDING, where
+tests/test_aws_operations.py finds rollout's own (by their user agent) to check docs/iam/.
+
 Auto Scaling group tags are not propagated: instances it launches are not
 tagged Stack=app, so they are not discovered as deploy targets.
 """
@@ -29,6 +32,7 @@ from __future__ import annotations
 import json
 
 import configparser
+import os
 import socket
 import subprocess
 import sys
@@ -147,6 +151,7 @@ def ensure_moto(timeout: float = 30.0) -> int | None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", topo.MOTO_HOST, "-p", str(topo.MOTO_PORT)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(topo.MOTO_RECORDING)},
         )
     topo.MOTO_PID.write_text(f"{proc.pid}\n")
     try:

@@ -26,6 +26,8 @@ ORIGIN = STATE_DIR / "origin.git"
 STATE_FILE = STATE_DIR / "state.json"
 MOTO_LOG = STATE_DIR / "moto.log"
 MOTO_PID = STATE_DIR / "moto.pid"
+# Every request moto serves, one JSON object a line (moto's own recorder; tests/test_aws_operations.py reads it).
+MOTO_RECORDING = STATE_DIR / "aws-requests.jsonl"
 
 SRV_MOUNTPOINT = Path("/srv/rollout-sandbox")
 APP_DIR = SRV_MOUNTPOINT / "app"

@@ -6,8 +6,9 @@ from sandbox import fleet as sandbox_fleet
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that break the shared fleet on purpose (marked lifecycle) run last."""
-    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+    """Tests that break the shared fleet on purpose (marked lifecycle) run last; before them, the ones
+    that read what the whole session did (marked session_end)."""
+    items.sort(key=lambda item: (item.get_closest_marker("lifecycle") is not None, item.get_closest_marker("session_end") is not None))
 
 
 @pytest.fixture(scope="session")

@@ -151,6 +151,20 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.02):
         raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
 
 
+def drain_queues(*names: str) -> dict[str, str]:
+    """Empty these SQS queues by hand (SQS allows one purge a minute); return name -> url."""
+    sqs = aws("sqs")
+    urls = {n: sqs.get_queue_url(QueueName=n)["QueueUrl"] for n in names}
+    for url in urls.values():
+        for _ in range(50):
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return urls
+
+
 def clear_state(*items: str, env: str = "sandbox") -> None:
     for sk in items:
         aws("dynamodb").delete_item(TableName="rollout-state", Key={"pk": {"S": f"env#{env}"}, "sk": {"S": sk}})

@@ -17,16 +17,7 @@ SECRET = {"ROLLOUT_QUEUE_SECRET": hostile.SECRET}
 
 @pytest.fixture
 def queues(healthy_fleet):
-    sqs = f.aws("sqs")
-    urls = {n: sqs.get_queue_url(QueueName=n)["QueueUrl"] for n in (sandbox_aws.DEPLOY_QUEUE, sandbox_aws.DEAD_LETTER)}
-    for url in urls.values():  # drained by hand: SQS allows one purge a minute
-        for _ in range(50):
-            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=0).get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return sqs, urls
+    return f.aws("sqs"), f.drain_queues(sandbox_aws.DEPLOY_QUEUE, sandbox_aws.DEAD_LETTER)
 
 
 def request_state(request_id: str) -> dict:

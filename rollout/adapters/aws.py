@@ -19,14 +19,18 @@ from botocore.config import Config
 from botocore.paginate import Paginator
 from botocore.waiter import Waiter, create_waiter_with_client
 
+from rollout import __version__
 from rollout.adapters.retry import aws_retrying
 from rollout.core import awserrors
 from rollout.core.errors import AwsAccessError, ConfigError
 
+USER_AGENT = f"rollout/{__version__}"
 # botocore's own retries are off: every retry goes through tenacity (rollout.adapters.retry), so it
 # is logged and bounded in one place. "standard" is pinned so AWS_RETRY_MODE=adaptive
 # cannot add botocore's client-side rate limiter (its own sleeps) behind our back.
-_NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+# The user agent names rollout (`rollout/VERSION`), so an endpoint's log tells its calls from others'.
+_NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30,
+                     user_agent_extra=USER_AGENT)
 
 
 class Aws:

@@ -18,9 +18,13 @@ _NOT_AUTHORIZED = re.compile(r"(?:User|Principal): (arn:\S+) is not authorized t
 UNREACHABLE = (botocore.exceptions.HTTPClientError, botocore.exceptions.ConnectionError, urllib3.exceptions.HTTPError)
 
 
+# Services whose IAM prefix is not their signing name.
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
 def action_name(signing_name: str, operation: str) -> str:
-    """The IAM action of an API operation: 'ec2:DescribeInstances', 'elasticloadbalancing:DescribeTargetGroups'."""
-    return f"{signing_name}:{operation}"
+    """The IAM action of an API operation: 'ec2:DescribeInstances', 'cloudwatch:DescribeAlarms' (signed as 'monitoring')."""
+    return f"{_IAM_PREFIX.get(signing_name, signing_name)}:{operation}"
 
 
 def denial(response: dict, action: str, whoami: Callable[[], str]) -> Optional[str]:

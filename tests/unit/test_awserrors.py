@@ -72,3 +72,12 @@ def test_an_answer_without_an_aws_request_id_is_not_aws(metadata, code, is_aws):
 def test_an_endpoint_that_cannot_be_talked_to_says_why(exc, why):
     assert isinstance(exc, awserrors.UNREACHABLE)
     assert why in awserrors.unreachable(exc, "http://x", "sts.GetCallerIdentity")
+
+
+@pytest.mark.parametrize("signing,operation,action", [
+    ("ec2", "DescribeInstances", "ec2:DescribeInstances"),
+    ("elasticloadbalancing", "DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroups"),
+    ("monitoring", "DescribeAlarms", "cloudwatch:DescribeAlarms"),  # CloudWatch signs as monitoring
+])
+def test_an_operation_is_named_by_its_iam_action(signing, operation, action):
+    assert awserrors.action_name(signing, operation) == action
