@@ -190,10 +190,10 @@ def frozen_deploy(step: str) -> subprocess.Popen:
 
 
 def resumed_and_lost(deploy: subprocess.Popen) -> str:
-    """Resume a frozen run that lost its lock: it must exit 10 having changed nothing; its stderr."""
+    """Resume a frozen run that lost its lock: it must exit 18 having changed nothing more; its stderr."""
     deploy.send_signal(signal.SIGCONT)
     out, err = deploy.communicate(timeout=120)
-    assert deploy.returncode == 10, out + err
+    assert deploy.returncode == 18, out + err
     assert "lost the deploy lock" in err, err
     no_traceback(err)
     return err
@@ -220,6 +220,7 @@ def test_a_frozen_run_resumed_while_recover_restores_its_host_changes_nothing(he
         rec = fab_bg("recover", "--env=sandbox", env={"ROLLOUT_SIGNAL_AT": "updating:SIGSTOP"})
         wait_frozen(rec, "the recovery to take over and freeze while restoring h002")
         resumed_and_lost(deploy)
+        assert deploy.returncode == 18  # its own code: 10 would say it changed nothing at all
         # The old run acted no more: processes still suspended, h002 still out, the lock the recovery's.
         assert f.suspended() == f.ALL
         assert list(f.haproxy_states().values()).count("UP") == len(f.instances()) - 1

@@ -83,7 +83,12 @@ class LockHeld(RolloutError):
 
 
 class LockLost(LockHeld):
-    """This run lost the environment's lock (another actor took it over); it changed nothing more."""
+    """This run lost the environment's lock (another actor took it over); it changed nothing more.
+
+    What it changed before stays for the new holder (a `recover`) to restore, so it has its own code:
+    10 says "nothing changed"."""
+
+    exit_code = 18
 
     @classmethod
     def to(cls, holder: str) -> "LockLost":
