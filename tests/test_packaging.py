@@ -3,6 +3,7 @@ application's own repository with a fabfile of two lines and its own inventory."
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 
 from sandbox import topology as topo
 from tests import fleetctl as f
+from tests.test_personal_deploys import branch_commit, personal  # noqa: F401 - personal is a fixture
+from tests.unit.test_ci_recipes import workflow_steps
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -83,3 +86,25 @@ def test_an_application_repository_lists_checks_and_deploys(installed, tmp_path,
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     for host in topo.hosts(len(f.instances())):
         assert f.checked_out(host.name) == new_commit and f.served_version(host.address) == new_commit
+
+
+def test_the_ci_recipes_deploy_steps_run_as_written_from_an_application_repository(installed, tmp_path, personal, new_commit):
+    """docs/ci/github-actions.yml's deploy jobs, step by step, with pip installing the wheel as ROLLOUT_SPEC."""
+    _, wheel = installed
+    app = tmp_path / "myapp"
+    (app / "inventories").mkdir(parents=True)
+    (app / "fabfile.py").write_text(APP_FABFILE)
+    for env in ("integration", "dev"):  # the recipe's environments, on the sandbox's hosts
+        shutil.copy(f.ROOT / "inventories" / "sandbox.yml", app / "inventories" / f"{env}.yml")
+    steps = workflow_steps()
+    branch, branch_sha = branch_commit("ben")
+    for job, env in (("deploy-integration", {"COMMIT": new_commit}), ("deploy-personal", {"BRANCH": branch})):
+        for step in steps[job]:
+            done = sh("bash", "-euo", "pipefail", "-c", step, cwd=app, env={**env, "ROLLOUT_SPEC": str(wheel), "ROLLOUT_USER": "ci:1"})
+            assert done.returncode == 0, f"{job}: {step}\n{done.stdout}{done.stderr}"
+        report = json.loads((app / "report.json").read_text())
+        assert report["result"] == "succeeded" and report["who"] == "ci:1" and (app / "junit.xml").is_file(), report
+    assert (app / ".rollout" / "bin" / "fab").is_file() and not (app / ".venv").exists()
+    for host in topo.hosts(len(f.instances())):
+        assert f.checked_out(host.name) == new_commit and f.served_version(host.address) == new_commit
+    assert f.served_version(personal["ben"].address) == branch_sha
