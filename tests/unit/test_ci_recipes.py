@@ -62,3 +62,15 @@ def test_readme_quick_start_is_two_commands_that_exist():
     assert lines == ["scripts/sandbox-deploy", "scripts/test"]
     assert all((ROOT / ln).is_file() for ln in lines)
     assert (ROOT / ".ci/run").read_text().strip().endswith("exec scripts/test")
+
+
+def test_the_ci_page_says_what_to_do_on_every_exit_code():
+    from tests.test_exit_codes import documented_table
+
+    section = CI_PAGE.split("act on the exit code:", 1)[1].split("\n\n", 1)[0]
+    listed = set()
+    for head in re.findall(r"^- ([0-9–, ]+):", section, flags=re.M):
+        for part in head.split(","):
+            low, _, high = part.strip().partition("–")
+            listed |= set(range(int(low), int(high or low) + 1))
+    assert listed == set(documented_table()), f"docs/ci.md's exit-code list ({sorted(listed)}) must name every code of docs/tasks.md"
