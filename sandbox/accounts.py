@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 
-from sandbox import aws as sandbox_aws
+from sandbox import awsresources
 from sandbox import topology as topo
 from sandbox.awsgate import account_client
+from sandbox.awsprofile import REGION
 
 ACCOUNT_B = "222222222222"
 ROLE_B = f"arn:aws:iam::{ACCOUNT_B}:role/rollout-deployer"
@@ -27,7 +28,7 @@ B_DEPLOYMENT = "staging-b"
 
 def client(service: str):
     """A boto3 client in ACCOUNT_B."""
-    return account_client(service, ACCOUNT_B, topo.MOTO_ENDPOINT, sandbox_aws.REGION)
+    return account_client(service, ACCOUNT_B, topo.MOTO_ENDPOINT, REGION)
 
 
 def ensure(hosts: list[topo.Host]) -> dict[str, str]:
@@ -38,24 +39,19 @@ def ensure(hosts: list[topo.Host]) -> dict[str, str]:
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole",
             "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}}}]}))
-    ddb = client("dynamodb")
-    if sandbox_aws.STATE_TABLE not in ddb.list_tables()["TableNames"]:
-        ddb.create_table(
-            TableName=sandbox_aws.STATE_TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+    awsresources.create_state_table(client("dynamodb"))
     ec2 = client("ec2")
     flt = [{"Name": "tag:Deployment", "Values": [B_DEPLOYMENT]}]
     vpcs = ec2.describe_vpcs(Filters=flt)["Vpcs"]
-    vpc = vpcs[0]["VpcId"] if vpcs else ec2.create_vpc(CidrBlock=sandbox_aws.VPC_CIDR, TagSpecifications=[
+    vpc = vpcs[0]["VpcId"] if vpcs else ec2.create_vpc(CidrBlock=awsresources.VPC_CIDR, TagSpecifications=[
         {"ResourceType": "vpc", "Tags": [{"Key": "Deployment", "Value": B_DEPLOYMENT}]}])["Vpc"]["VpcId"]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]
     subnet = subnets[0]["SubnetId"] if subnets else ec2.create_subnet(
-        VpcId=vpc, CidrBlock=sandbox_aws.HOSTS_SUBNET, AvailabilityZone=sandbox_aws.AZ)["Subnet"]["SubnetId"]
-    live = sandbox_aws._instances(ec2, Deployment=B_DEPLOYMENT)
-    image = sandbox_aws._image(ec2) if any(h.name not in live for h in hosts) else ""
+        VpcId=vpc, CidrBlock=awsresources.HOSTS_SUBNET, AvailabilityZone=awsresources.AZ)["Subnet"]["SubnetId"]
+    live = awsresources.instances(ec2, Deployment=B_DEPLOYMENT)
+    image = awsresources.find_image(ec2) if any(h.name not in live for h in hosts) else ""
     ids = {n: i["InstanceId"] for n, i in live.items()}
     for h in hosts:
         if h.name not in ids:
-            ids[h.name] = sandbox_aws._launch(ec2, image, subnet, h.address, {"Stack": "app", "Deployment": B_DEPLOYMENT, "Name": h.name})
+            ids[h.name] = awsresources.launch_instance(ec2, image, subnet, h.address, {"Stack": "app", "Deployment": B_DEPLOYMENT, "Name": h.name})
     return ids

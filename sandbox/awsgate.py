@@ -1,7 +1,8 @@
-"""AWS behaviours moto 5.2.5 lacks, added by a proxy in front of moto (the one place they live).
+"""AWS behaviours moto 5.2.5 lacks: the one place the sandbox adds them, as a proxy in front of moto.
 
 Point an inventory's aws.endpoint_url at `AwsGate(...).url`. Everything is forwarded to
-moto except:
+moto (sandbox.motoproxy) except what is listed here; a behaviour added later belongs in
+this list and in `AwsGate._answer`:
 
 - **AssumeRole is checked against the role's trust policy.** moto lets any caller assume
   any role, even one that does not exist. The gate reads the role from moto's IAM in the
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from urllib.parse import parse_qs
 
 import boto3
 
-from sandbox.throttle import ThrottlingProxy
+from sandbox import topology as topo
+from sandbox.awsprofile import REGION
+from sandbox.motoproxy import MotoProxy
 
 _DENIED = ("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>{}</Message></Error>"
            "<RequestId>gate</RequestId></ErrorResponse>")
@@ -41,24 +43,19 @@ def trusted(policy: dict, external_id: str | None) -> bool:
     return False
 
 
-class AwsGate(ThrottlingProxy):
+class AwsGate(MotoProxy):
     """A proxy to moto enforcing AssumeRole trust and showing chosen stack statuses (see the module docstring)."""
 
-    def __init__(self, upstream: str = "http://127.0.0.1:5055", stack_status: dict[str, str] | None = None):
-        super().__init__(upstream=upstream, every=1)
-        self.upstream = upstream
+    def __init__(self, upstream: str = topo.MOTO_ENDPOINT, stack_status: dict[str, str] | None = None):
+        super().__init__(upstream)
         self.stack_status = dict(stack_status or {})
         self.assumed: list[tuple[str, str]] = []
-        self._assumed_lock = threading.Lock()
-
-    def _should_throttle(self) -> bool:
-        return False
 
     def _answer(self, method, path, headers, body):
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         action = form.get("Action")
         if action == "AssumeRole":
-            with self._assumed_lock:
+            with self._lock:
                 self.assumed.append((form.get("RoleArn", ""), form.get("RoleSessionName", "")))
             why = self._refusal(form.get("RoleArn", ""), form.get("ExternalId"))
             if why:
@@ -85,7 +82,7 @@ class AwsGate(ThrottlingProxy):
         return None
 
 
-def account_client(service: str, account_id: str, endpoint: str, region: str = "eu-west-1"):
+def account_client(service: str, account_id: str, endpoint: str, region: str = REGION):
     """A boto3 client acting in moto's account `account_id` (moto maps assumed-role keys to the role's account)."""
     base = boto3.client("sts", endpoint_url=endpoint, region_name=region,
                         aws_access_key_id="sandbox", aws_secret_access_key="sandbox")

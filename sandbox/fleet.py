@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from rollout.adapters.waiting import WaitTimeout, poll
-from sandbox import app, aws, container, haproxy, netns, origin, sshd
+from sandbox import app, awsprofile, awsresources, container, haproxy, motoserver, netns, origin, sshd
 from sandbox import topology as topo
 
 DEFAULT_HOSTS = 4
@@ -93,7 +93,7 @@ def _prepare_machine(state: dict) -> None:
         sshd.PRIVSEP_DIR.mkdir(mode=0o755)
         created["privsep_dir"] = True
     created["guard_route"] = netns.add_guard_route() or created.get("guard_route", False)
-    added = aws.ensure_profile()
+    added = awsprofile.ensure_profile()
     prev = created.get("aws_profile", {})
     created["aws_profile"] = {k: added[k] or prev.get(k, False) for k in added}
     _save_state(state)
@@ -166,8 +166,8 @@ def _wait_app_pids(hosts: list[topo.Host], timeout: float) -> None:
 
 
 def _ensure_aws(hosts: list[topo.Host], personal: dict[str, topo.Host]) -> dict:
-    started = aws.ensure_moto()
-    resources = aws.ensure(hosts, personal)
+    started = motoserver.ensure_moto()
+    resources = awsresources.ensure(hosts, personal)
     if started:
         resources["changes"].insert(0, f"started moto server pid {started} on {topo.MOTO_ENDPOINT} (log {topo.MOTO_LOG})")
     return resources
@@ -262,7 +262,7 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = (), with_container:
     say(
         f"up: {len(wanted)} hosts in {seconds}s; ssh deploy@{topo.BASTION_ADDR} -i {topo.DEPLOY_KEY} "
         f"(known_hosts {topo.KNOWN_HOSTS}), HAProxy http://{topo.BASTION_ADDR}:{topo.HAPROXY_FRONTEND_PORT}/, "
-        f"moto {topo.MOTO_ENDPOINT} (profile {aws.PROFILE})"
+        f"moto {topo.MOTO_ENDPOINT} (profile {awsprofile.PROFILE})"
     )
     return {
         "hosts": len(shared),
@@ -303,7 +303,7 @@ def _pids(hosts: list[topo.Host]) -> dict:
         "sshd": {ns: sshd.pid(ns) for ns in [topo.BASTION_NS] + [h.ns for h in hosts]},
         "app": {h.name: netns.read_pid(h.app_pid_file) for h in hosts},
         "haproxy": haproxy.pid(),
-        "moto": aws.moto_pid(),
+        "moto": motoserver.moto_pid(),
     }
 
 
@@ -317,7 +317,7 @@ def describe() -> dict:
         "hosts": count,
         "namespaces": netns.ours(),
         "guard_route": netns.guard_route_present(),
-        "moto_listening": aws.moto_listening(),
+        "moto_listening": motoserver.moto_listening(),
         "pids": _pids(hosts),
         "instance_ids": state.get("instance_ids", {}),
         "created": state.get("created", {}),
@@ -341,7 +341,7 @@ def _down(quiet: bool) -> dict:
     for ns in hosts_first:
         netns.delete(ns)
     netns.run(["ip", "link", "del", topo.ROOT_VETH], check=False)
-    aws.stop_moto()
+    motoserver.stop_moto()
     if created.get("guard_route"):
         netns.remove_guard_route()
     if created.get("srv_mountpoint"):
@@ -351,7 +351,7 @@ def _down(quiet: bool) -> dict:
             print(f"sandbox: could not remove {topo.SRV_MOUNTPOINT}: {e}", flush=True)
     if created.get("privsep_dir"):
         sshd.remove_privsep_dir()
-    aws.remove_profile(created.get("aws_profile", {}))
+    awsprofile.remove_profile(created.get("aws_profile", {}))
     if created.get("deploy_user"):
         try:
             uid = pwd.getpwnam(topo.DEPLOY_USER).pw_uid

@@ -62,7 +62,7 @@ MOTO_ENDPOINT = f"http://{MOTO_HOST}:{MOTO_PORT}"
 NS_PREFIX = "rollout-"
 BASTION_NS = "rollout-bastion"
 ROOT_VETH = "rollout-bst"  # root side of the root <-> bastion link
-MAX_HOSTS = 100  # host addresses .11-.110 stay inside moto's reserved /25 (see aws.py)
+MAX_HOSTS = 100  # host addresses .11-.110 stay inside moto's reserved /25 (see awsresources.py)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ from sandbox import fleet as sandbox_fleet
 
 def pytest_collection_modifyitems(items):
     """Tests that break the shared fleet on purpose (marked lifecycle) run last; before them, the ones
-    that read what the whole session did (marked session_end)."""
+    that read what the whole session did (marked session_end). Every test that uses the fleet is marked fleet."""
+    unmarked = [item.nodeid for item in items
+                if "fleet" in getattr(item, "fixturenames", ()) and item.get_closest_marker("fleet") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests use the sandbox fleet without @pytest.mark.fleet: " + ", ".join(unmarked))
     items.sort(key=lambda item: (item.get_closest_marker("lifecycle") is not None, item.get_closest_marker("session_end") is not None))
 
 

@@ -1,6 +1,6 @@
 """AWS failures before a rollout starts are one line and exit 5, never a botocore traceback.
 
-Denials come from a real moto server with IAM enforced (sandbox/strictaws.py), endpoints that
+Denials come from a real moto server with IAM enforced (sandbox/motoserver.py), endpoints that
 are not AWS from real listeners on loopback. No sandbox fleet is needed: nothing gets as far as SSH.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.strictaws import StrictAws
+from sandbox.motoserver import MotoServer
 from tests import fleetctl as f
 from tests.listeners import answering
 
@@ -55,7 +55,7 @@ def one_line(done, code: int) -> str:
 def strict():
     """A moto server enforcing IAM, with the state table and two users: one may not describe
     instances, the other may not create tables."""
-    with StrictAws() as aws:
+    with MotoServer() as aws:
         aws.state_table()
         users = {"no-ec2": aws.user("no-ec2", READS), "no-create": aws.user("no-create", [*READS, "ec2:DescribeInstances"])}
         aws.enforce()

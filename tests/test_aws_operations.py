@@ -17,7 +17,7 @@ from http.cookiejar import CookieJar
 
 import pytest
 
-from sandbox import aws as sandbox_aws, topology
+from sandbox import awsresources, topology
 from tests import awsops, fleetctl as f
 
 pytestmark = pytest.mark.fleet
@@ -69,7 +69,7 @@ def test_each_caller_takes_only_aws_actions_its_documented_policy_allows(healthy
                 "dynamodb:ConditionCheckItem"} <= deploying, deploying  # the recording sees the deploy's changes
         assert_allowed(deploying, ("deploy-role",), "deploy, rollback, recover, status, history, pause, setup")
 
-        f.drain_queues(sandbox_aws.DEPLOY_QUEUE, sandbox_aws.DEAD_LETTER, sandbox_aws.CONTROL_QUEUE)
+        f.drain_queues(awsresources.DEPLOY_QUEUE, awsresources.DEAD_LETTER, awsresources.CONTROL_QUEUE)
         mark = rec.mark()
         ok(f.fab("enqueue", "--env=sandbox", f"--ref={new_commit}", inventories=inv, env=SECRET))
         enqueueing = rec.actions_since(mark)

@@ -14,9 +14,11 @@ import time
 import pytest
 
 from sandbox import container, fleet as sandbox_fleet, haproxy as sandbox_haproxy, topology as topo
-from sandbox.load import LoadGenerator
 from tests import fleetctl as f
+from tests.instruments.load import LoadGenerator
 from tests.slackstub import SlackStub
+
+pytestmark = pytest.mark.fleet
 
 ENV = "sandbox-container"
 SECRET = "correct-horse-battery-staple-4711"

@@ -12,9 +12,9 @@ from xml.etree import ElementTree
 import pytest
 
 from sandbox import topology as topo
-from sandbox.load import LoadGenerator
 from tests import fleetctl as f
 from tests.fleetctl import ALL, assert_fleet_serves
+from tests.instruments.load import LoadGenerator
 from tests.slackstub import SlackStub
 
 pytestmark = pytest.mark.fleet

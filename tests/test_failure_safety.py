@@ -15,9 +15,9 @@ import pytest
 
 from rollout.adapters import failpoints
 from sandbox import fleet as sandbox_fleet, netns, origin, topology as topo
-from sandbox.load import LoadGenerator
-from sandbox.throttle import ThrottlingProxy
 from tests import fleetctl as f
+from tests.instruments.load import LoadGenerator
+from tests.instruments.throttle import ThrottlingProxy
 
 pytestmark = pytest.mark.fleet
 

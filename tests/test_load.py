@@ -1,4 +1,4 @@
-"""sandbox.load: target safety and counting, against a local Python server."""
+"""tests.instruments.load: target safety and counting, against a local Python server."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sandbox import load
-from sandbox.load import LoadGenerator, UnsafeTarget, check_target, run_load
+from tests.instruments import load
+from tests.instruments.load import LoadGenerator, UnsafeTarget, check_target, run_load
 
 
 class Handler(BaseHTTPRequestHandler):

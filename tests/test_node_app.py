@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.fleetctl import wait_until
+from tests.instruments.load import LoadGenerator
 
 from sandbox.app import checkout, start_argv, stop_argv
-from sandbox.load import LoadGenerator
 from sandbox.origin import add_commit, ensure_origin, git
 
 NODE = "/usr/bin/node"

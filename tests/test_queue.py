@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sandbox import aws as sandbox_aws
+from sandbox import awsresources
 from tests import fleetctl as f, hostile
 
 pytestmark = pytest.mark.fleet
@@ -17,7 +17,7 @@ SECRET = {"ROLLOUT_QUEUE_SECRET": hostile.SECRET}
 
 @pytest.fixture
 def queues(healthy_fleet):
-    return f.aws("sqs"), f.drain_queues(sandbox_aws.DEPLOY_QUEUE, sandbox_aws.DEAD_LETTER)
+    return f.aws("sqs"), f.drain_queues(awsresources.DEPLOY_QUEUE, awsresources.DEAD_LETTER)
 
 
 def request_state(request_id: str) -> dict:
@@ -59,10 +59,10 @@ def test_a_poisoned_request_goes_to_the_dead_letter_queue_and_deploys_nothing(qu
     sqs, urls = queues
     before = f.snapshot()
     forged = {"id": "forged", "env": "sandbox", "ref": "main", "requested_by": "mallory", "at": 1, "signature": "0" * 64}
-    sqs.send_message(QueueUrl=urls[sandbox_aws.DEPLOY_QUEUE], MessageBody=json.dumps(forged))
+    sqs.send_message(QueueUrl=urls[awsresources.DEPLOY_QUEUE], MessageBody=json.dumps(forged))
     done = f.fab("worker", "--env=sandbox", "--once", "--wait=10", env=SECRET)
     assert done.returncode == 0 and "poisoned request" in done.stdout + done.stderr
-    dead = sqs.receive_message(QueueUrl=urls[sandbox_aws.DEAD_LETTER], MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
+    dead = sqs.receive_message(QueueUrl=urls[awsresources.DEAD_LETTER], MessageAttributeNames=["All"], WaitTimeSeconds=1)["Messages"]
     assert json.loads(dead[0]["Body"])["id"] == "forged" and "bad signature" in dead[0]["MessageAttributes"]["reason"]["StringValue"]
     assert f.snapshot() == before
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import aws, fleet as sandbox_fleet, haproxy, netns, sshd, topology as topo
+from sandbox import fleet as sandbox_fleet, haproxy, motoserver, netns, sshd, topology as topo
 from tests import fleetctl as f
 
 pytestmark = [pytest.mark.fleet, pytest.mark.lifecycle]
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.fleet, pytest.mark.lifecycle]
 
 def test_up_repairs_a_half_up_sandbox(fleet):
     # What a stopped session leaves: some processes dead, namespaces and files still there.
-    pids = [haproxy.pid(), aws.moto_pid(), sshd.pid("rollout-h002"), netns.read_pid(topo.host_by_name("h003").app_pid_file)]
+    pids = [haproxy.pid(), motoserver.moto_pid(), sshd.pid("rollout-h002"), netns.read_pid(topo.host_by_name("h003").app_pid_file)]
     assert all(pids)
     for pid in pids:
         os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from tests import fleetctl as f
-from sandbox import aws, fleet as sandbox_fleet, haproxy, netns
+from sandbox import awsprofile, fleet as sandbox_fleet, haproxy, netns
 from sandbox import topology as topo
 
 pytestmark = pytest.mark.fleet
@@ -58,7 +58,7 @@ def test_ssh_with_empty_known_hosts_fails_host_key_verification(fleet, tmp_path)
 
 
 def _ec2():
-    session = boto3.Session(profile_name=aws.PROFILE)
+    session = boto3.Session(profile_name=awsprofile.PROFILE)
     return session.client("ec2", endpoint_url=topo.MOTO_ENDPOINT)
 
 

@@ -1,7 +1,7 @@
 """A bastion that does not speak SSH: one `rollout:` line and exit 6, no paramiko traceback.
 
 The bastion is a real listener on loopback that answers like a web server; AWS is a moto
-server of the test's own on loopback (sandbox/strictaws.py, IAM not enforced). No fleet needed.
+server of the test's own on loopback (sandbox/motoserver.py, IAM not enforced). No fleet needed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.strictaws import StrictAws
+from sandbox.motoserver import MotoServer
 from tests import fleetctl as f
 from tests.listeners import answering
 from tests.test_aws_errors import one_line
@@ -24,7 +24,7 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "admin", "AWS_SECRET_ACCESS_KEY": "admin"}
 @pytest.fixture(scope="module")
 def aws():
     """One running instance tagged Stack=web, and the state table."""
-    with StrictAws() as moto:
+    with MotoServer() as moto:
         ec2 = moto.client("ec2")
         image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["amzn2-ami-hvm-*-x86_64-gp2"]}])["Images"][0]
         ec2.run_instances(ImageId=image["ImageId"], MinCount=1, MaxCount=1, InstanceType="t3.micro",

@@ -4,10 +4,6 @@ Runs its own moto server on a free loopback port (never the sandbox's 5055).
 """
 
 import logging
-import socket
-import subprocess
-import sys
-import time
 
 import botocore.exceptions
 import pytest
@@ -18,55 +14,17 @@ from rollout.adapters.aws import Aws, translate
 from rollout.adapters.balancers.alb import TargetGroup
 from rollout.adapters.discovery import find_instances
 from rollout.core.plan import Host
-from sandbox.throttle import ThrottlingProxy, throttle_answer
+from sandbox.motoserver import MotoServer
+from tests.instruments.throttle import ThrottlingProxy, throttle_answer
 
 REGION = "eu-west-1"
-START_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    for _ in range(20):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 5055:
-            return port
-    raise RuntimeError("no free loopback port found in 20 tries")
 
 
 @pytest.fixture(scope="module")
 def moto_url(tmp_path_factory):
-    """A moto server of our own on 127.0.0.1; killed at the end of the module."""
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        for _ in range(int(START_TIMEOUT / 0.1)):
-            if proc.poll() is not None:
-                pytest.fail(f"moto server exited with {proc.returncode}; see {log.name}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"moto server not listening on 127.0.0.1:{port} after {START_TIMEOUT:g}s; see {log.name}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+    """A moto server of our own on 127.0.0.1; stopped at the end of the module."""
+    with MotoServer(log=tmp_path_factory.mktemp("moto") / "moto.log") as moto:
+        yield moto.url
 
 
 @pytest.fixture

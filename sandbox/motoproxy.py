@@ -1,7 +1,7 @@
-"""An HTTP proxy in front of moto that answers every Nth request with an AWS throttling error.
+"""An HTTP proxy in front of a moto server on loopback: the base of sandbox.awsgate and of the tests' throttling proxy.
 
-End-to-end tests point rollout's Aws(endpoint_url=proxy.url) at it to prove that
-throttling is retried. It only ever connects to its upstream, which must be on
+Requests are forwarded as they came (hop-by-hop headers aside); a subclass changes the
+answers by overriding `_answer`. It only ever connects to its upstream, which must be on
 loopback.
 """
 
@@ -9,42 +9,17 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
-import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+from sandbox import topology as topo
+
 # Hop-by-hop headers are the proxy's own business on each side, not forwarded.
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"}
-_SIGV4_SERVICE = re.compile(r"Credential=[^/]*/[^/]*/[^/]*/([^/]*)/")
 _UPSTREAM_TIMEOUT = 30.0
 
-_EC2_XML = (
-    b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message>"
-    b"</Error></Errors><RequestID>x</RequestID></Response>"
-)
-_QUERY_XML = (
-    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>"
-    b"</Error><RequestId>x</RequestId></ErrorResponse>"
-)
-_DYNAMODB_JSON = b'{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}'
-_QUERY_COMPATIBLE_JSON = b'{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}'
-
-
-def throttle_answer(headers) -> tuple[int, list[tuple[str, str]], bytes]:
-    """The throttling error (status, headers, body) the real service would send for this request."""
-    target = headers.get("X-Amz-Target") or ""
-    if target.startswith("DynamoDB_"):
-        return 400, [("Content-Type", "application/x-amz-json-1.0")], _DYNAMODB_JSON
-    if target:
-        # A former query service speaking JSON (CloudWatch, in current botocore): the
-        # x-amzn-query-error header carries its query-era code, Throttling.
-        json_headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-query-error", "Throttling;Sender")]
-        return 400, json_headers, _QUERY_COMPATIBLE_JSON
-    match = _SIGV4_SERVICE.search(headers.get("Authorization", ""))
-    if match and match.group(1) == "ec2":
-        return 503, [("Content-Type", "text/xml")], _EC2_XML
-    return 400, [("Content-Type", "text/xml")], _QUERY_XML
+Answer = tuple[int, list[tuple[str, str]], bytes]
 
 
 def loopback_upstream(url: str) -> tuple[str, int]:
@@ -56,25 +31,20 @@ def loopback_upstream(url: str) -> tuple[str, int]:
     except ValueError:
         loopback = False
     if parts.scheme != "http" or not loopback or parts.port is None:
-        raise ValueError(f"upstream {url!r}: the throttling proxy only forwards to http://127.0.0.1:PORT (loopback, explicit port)")
+        raise ValueError(f"upstream {url!r}: the proxy only forwards to http://127.0.0.1:PORT (loopback, explicit port)")
     return host, parts.port
 
 
-class ThrottlingProxy:
-    """Forward requests to `upstream`, answering every `every`-th one with a throttling error.
+class MotoProxy:
+    """Forward every request to `upstream` and back; use as a context manager.
 
-    Use as a context manager; `.url` is where to point clients, `.injected` and
-    `.forwarded` count the throttled and forwarded requests.
+    `.url` is where to point clients; `.forwarded` counts the requests answered by the upstream.
     """
 
-    def __init__(self, upstream: str = "http://127.0.0.1:5055", every: int = 3):
-        if every < 1:
-            raise ValueError(f"every={every}: must be 1 or more")
+    def __init__(self, upstream: str = topo.MOTO_ENDPOINT):
+        self.upstream = upstream
         self.upstream_host, self.upstream_port = loopback_upstream(upstream)
-        self.every = every
-        self.injected = 0
         self.forwarded = 0
-        self._seen = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -84,7 +54,7 @@ class ThrottlingProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "ThrottlingProxy":
+    def __enter__(self):
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
@@ -96,25 +66,14 @@ class ThrottlingProxy:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def _should_throttle(self) -> bool:
-        with self._lock:
-            self._seen += 1
-            throttle = self._seen % self.every == 0
-            if throttle:
-                self.injected += 1
-            return throttle
-
-    def _answer(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        """The answer to one request: a throttling error, or the upstream's answer."""
-        if self._should_throttle():
-            status, out, data = throttle_answer(headers)
-            return status, out + [("x-amzn-RequestId", "x")], data
+    def _answer(self, method: str, path: str, headers, body: bytes) -> Answer:
+        """The answer to one request (status, headers, body): the upstream's, or 502 if it cannot be reached."""
         try:
             return self._forward(method, path, headers, body)
         except OSError as exc:
             return 502, [("Content-Type", "text/plain")], f"upstream unreachable: {exc}".encode()
 
-    def _forward(self, method: str, path: str, headers, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _forward(self, method: str, path: str, headers, body: bytes) -> Answer:
         """Send the request upstream as it came; return the upstream's status, headers and body."""
         conn = http.client.HTTPConnection(self.upstream_host, self.upstream_port, timeout=_UPSTREAM_TIMEOUT)
         try:
@@ -133,7 +92,7 @@ class ThrottlingProxy:
             conn.close()
 
 
-def _handler(proxy: ThrottlingProxy) -> type[BaseHTTPRequestHandler]:
+def _handler(proxy: MotoProxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # botocore keeps connections alive
 
@@ -153,6 +112,6 @@ def _handler(proxy: ThrottlingProxy) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _handle
 
         def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
-            pass  # quiet: tests read .injected and .forwarded instead
+            pass  # quiet: tests read the proxy's counters instead
 
     return Handler

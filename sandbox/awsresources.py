@@ -1,4 +1,4 @@
-"""moto's AWS API on 127.0.0.1:5055, the rollout-sandbox profile, and the fleet's AWS resources.
+"""The sandbox fleet's AWS resources in moto (topology.MOTO_ENDPOINT): network, bastion, hosts, balancers, group, table, queues.
 
 Address allocation: moto hands out addresses for instances launched without an
 explicit one (an Auto Scaling scale-out does that: moto does not enforce
@@ -20,9 +20,6 @@ resources: their number changes in place (`sandbox.up --hosts=N`), each needs th
 address of its namespace, and a template has no loops; they are launched here and
 attached to the stack's group and balancers, like instances the group would launch.
 
-moto runs with its recorder on: every request it serves goes to topology.MOTO_RECORDING, where
-tests/test_aws_operations.py finds rollout's own (by their user agent) to check docs/iam/.
-
 Auto Scaling group tags are not propagated: instances it launches are not
 tagged Stack=app, so they are not discovered as deploy targets.
 """
@@ -30,25 +27,14 @@ tagged Stack=app, so they are not discovered as deploy targets.
 from __future__ import annotations
 
 import json
-
-import configparser
-import os
-import socket
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
-from rollout.adapters.waiting import WaitTimeout, poll
-from sandbox import netns
 from sandbox import topology as topo
+from sandbox.awsprofile import REGION
 
-PROFILE = "rollout-sandbox"
-REGION = "eu-west-1"
 AZ = "eu-west-1a"
-CREDENTIALS = Path.home() / ".aws" / "credentials"
-CONFIG = Path.home() / ".aws" / "config"
 
 VPC_CIDR = "198.18.0.0/16"
 BASTION_SUBNET = "198.18.0.0/24"
@@ -68,111 +54,6 @@ TAGS = {"Deployment": "sandbox"}
 STACK = "rollout-sandbox"
 TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "cloudformation" / "sandbox.yml"
 
-
-# --- profile ------------------------------------------------------------------------------
-
-def _sections(path: Path) -> set[str]:
-    parser = configparser.ConfigParser()
-    parser.read(path)
-    return set(parser.sections())
-
-
-def _append_section(path: Path, header: str, body: dict[str, str]) -> bool:
-    if header in _sections(path):
-        return False
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    existing = path.read_text() if path.exists() else ""
-    sep = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
-    lines = [f"[{header}]"] + [f"{k} = {v}" for k, v in body.items()]
-    # appended as text, not rewritten by configparser, so the user's comments survive
-    with path.open("a") as f:
-        f.write(sep + "\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return True
-
-
-def _remove_section(path: Path, header: str) -> None:
-    if not path.exists():
-        return
-    out, skipping = [], False
-    for line in path.read_text().splitlines(keepends=True):
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            skipping = stripped[1:-1].strip() == header
-        if not skipping:
-            out.append(line)
-    path.write_text("".join(out).rstrip("\n") + "\n" if any(s.strip() for s in out) else "")
-
-
-def ensure_profile() -> dict[str, bool]:
-    """Add the rollout-sandbox profile (dummy keys) where absent; returns which file got a section."""
-    return {
-        "credentials": _append_section(
-            CREDENTIALS, PROFILE, {"aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
-        ),
-        "config": _append_section(CONFIG, f"profile {PROFILE}", {"region": REGION, "output": "json"}),
-    }
-
-
-def remove_profile(added: dict[str, bool]) -> None:
-    """Remove exactly the sections ensure_profile() reported adding."""
-    if added.get("credentials"):
-        _remove_section(CREDENTIALS, PROFILE)
-    if added.get("config"):
-        _remove_section(CONFIG, f"profile {PROFILE}")
-
-
-# --- moto server --------------------------------------------------------------------------
-
-def moto_pid() -> int | None:
-    return netns.read_pid(topo.MOTO_PID)
-
-
-def moto_listening() -> bool:
-    try:
-        with socket.create_connection((topo.MOTO_HOST, topo.MOTO_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_moto(timeout: float = 30.0) -> int | None:
-    """Start moto's server detached unless ours runs; returns the new pid, or None if it was running."""
-    if netns.pid_alive(moto_pid()) and moto_listening():
-        return None
-    if old := moto_pid():
-        netns.kill_pids([old])
-    if moto_listening():
-        raise RuntimeError(
-            f"{topo.MOTO_HOST}:{topo.MOTO_PORT} is taken by a process the sandbox did not start; stop it and retry"
-        )
-    topo.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with topo.MOTO_LOG.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", topo.MOTO_HOST, "-p", str(topo.MOTO_PORT)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(topo.MOTO_RECORDING)},
-        )
-    topo.MOTO_PID.write_text(f"{proc.pid}\n")
-    try:
-        poll(lambda: proc.poll() is not None or moto_listening(), bool, timeout=timeout, interval=0.05,
-             max_interval=0.5, what="moto server listening")
-    except WaitTimeout:
-        pass
-    else:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited with {proc.returncode}; see {topo.MOTO_LOG}")
-        return proc.pid
-    raise RuntimeError(f"moto server not listening after {timeout}s; see {topo.MOTO_LOG}")
-
-
-def stop_moto() -> None:
-    if p := moto_pid():
-        netns.kill_pids([p])
-    topo.MOTO_PID.unlink(missing_ok=True)
-
-
-# --- resources ----------------------------------------------------------------------------
 
 @cache
 def _session():
@@ -222,14 +103,14 @@ def _ensure_vpc(ec2) -> tuple[str, str, str]:
     return vpc_id, subnets[BASTION_SUBNET], subnets[HOSTS_SUBNET]
 
 
-def _image(ec2) -> str:
+def find_image(ec2) -> str:
     """An Amazon Linux 2 AMI from moto's catalogue (filtered: the whole catalogue takes seconds)."""
     flt = [{"Name": "name", "Values": ["amzn2-ami-hvm-*-x86_64-gp2"]}]
     images = ec2.describe_images(Owners=["amazon"], Filters=flt)["Images"] or ec2.describe_images(Owners=["amazon"])["Images"]
     return sorted(i["ImageId"] for i in images)[0]
 
 
-def _instances(ec2, states: tuple[str, ...] = ("pending", "running"), **tags: str) -> dict[str, dict]:
+def instances(ec2, states: tuple[str, ...] = ("pending", "running"), **tags: str) -> dict[str, dict]:
     """Instances in `states` (live by default) carrying all `tags`, by Name tag."""
     flt = [{"Name": f"tag:{k}", "Values": [v]} for k, v in tags.items()]
     flt.append({"Name": "instance-state-name", "Values": list(states)})
@@ -242,7 +123,7 @@ def _instances(ec2, states: tuple[str, ...] = ("pending", "running"), **tags: st
     return found
 
 
-def _launch(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) -> str:
+def launch_instance(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) -> str:
     return ec2.run_instances(
         ImageId=image, InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1, SubnetId=subnet,
         PrivateIpAddress=address,
@@ -253,19 +134,19 @@ def _launch(ec2, image: str, subnet: str, address: str, tags: dict[str, str]) ->
 def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None) -> dict:
     """Create or repair the sandbox's AWS resources for `hosts`; returns ids and a list of changes."""
     ec2, changes = client("ec2"), []
-    image = cache(lambda: _image(ec2))
+    image = cache(lambda: find_image(ec2))
     _ensure_stack(image, len(hosts), changes)
     vpc_id, bastion_subnet, hosts_subnet = _ensure_vpc(ec2)
 
-    bastion = _instances(ec2, Role="bastion", Deployment="sandbox").get("bastion")
+    bastion = instances(ec2, Role="bastion", Deployment="sandbox").get("bastion")
     if bastion:
         bastion_id = bastion["InstanceId"]
     else:
-        bastion_id = _launch(ec2, image(), bastion_subnet, topo.BASTION_ADDR, {"Role": "bastion", "Name": "bastion"})
+        bastion_id = launch_instance(ec2, image(), bastion_subnet, topo.BASTION_ADDR, {"Role": "bastion", "Name": "bastion"})
         changes.append(f"launched bastion {bastion_id}")
 
     _stop_unwanted_personal(ec2, personal or {}, changes)
-    existing = _instances(ec2, Stack="app", Deployment="sandbox")
+    existing = instances(ec2, Stack="app", Deployment="sandbox")
     wanted = {h.name: h for h in hosts}
     extra = [inst["InstanceId"] for name, inst in existing.items() if name not in wanted]
     # moto keeps a stopped instance's address: a host that comes back after a shrink (or changes
@@ -280,7 +161,7 @@ def ensure(hosts: list[topo.Host], personal: dict[str, topo.Host] | None = None)
     with ThreadPoolExecutor(max_workers=8) as pool:
         launched = dict(zip(
             [h.name for h in missing],
-            pool.map(lambda h: _launch(ec2, ami, hosts_subnet, h.address,
+            pool.map(lambda h: launch_instance(ec2, ami, hosts_subnet, h.address,
                                        {"Stack": "app", "Release": "1", "Name": h.name}), missing),
         ))
     if launched:
@@ -331,7 +212,7 @@ def _after_stack(cfn) -> None:
 
 def _reclaim(ec2, host: topo.Host, tags: dict[str, str], drop: tuple[str, ...] = ()) -> str | None:
     """Restart the stopped instance named after `host`, retagged with `tags`; its id, or None."""
-    stopped = _instances(ec2, states=("stopping", "stopped"), Stack="app").get(host.name)
+    stopped = instances(ec2, states=("stopping", "stopped"), Stack="app").get(host.name)
     if not stopped:
         return None
     iid = stopped["InstanceId"]
@@ -345,7 +226,7 @@ def _reclaim(ec2, host: topo.Host, tags: dict[str, str], drop: tuple[str, ...] =
 def _ensure_personal(ec2, image, subnet: str, personal: dict[str, topo.Host], changes: list[str]) -> dict[str, str]:
     """One instance per developer, tagged Deployment=dev-USER and Owner=USER, in no balancer or group."""
     ids = {}
-    running = _instances(ec2, Stack="app")
+    running = instances(ec2, Stack="app")
     for user, host in personal.items():
         tags = {"Stack": "app", "Deployment": f"dev-{user}", "Owner": user, "Name": host.name}
         live = running.get(host.name)
@@ -355,7 +236,7 @@ def _ensure_personal(ec2, image, subnet: str, personal: dict[str, topo.Host], ch
         if iid := _reclaim(ec2, host, tags):
             changes.append(f"restarted {host.name} for {user}")
         else:
-            iid = _launch(ec2, image(), subnet, host.address, tags)
+            iid = launch_instance(ec2, image(), subnet, host.address, tags)
             changes.append(f"launched {host.name} for {user} (Deployment=dev-{user})")
         ids[host.name] = iid
     return ids
@@ -365,7 +246,7 @@ def _stop_unwanted_personal(ec2, personal: dict[str, topo.Host], changes: list[s
     """Stop personal instances that no developer (or another host) wants now, before hosts are reassigned."""
     keep = {h.name: f"dev-{user}" for user, h in personal.items()}
     surplus = []
-    for name, inst in _instances(ec2, Stack="app").items():
+    for name, inst in instances(ec2, Stack="app").items():
         deployment = {t["Key"]: t["Value"] for t in inst.get("Tags", [])}.get("Deployment", "")
         if deployment.startswith("dev-") and keep.get(name) != deployment:
             surplus.append(inst["InstanceId"])
@@ -396,16 +277,24 @@ def _ensure_queues(changes: list[str]) -> None:
 
 def _ensure_state_table(changes: list[str]) -> None:
     """The DynamoDB table rollout keeps its lock, journal and history in."""
-    ddb = client("dynamodb")
-    if STATE_TABLE in ddb.list_tables()["TableNames"]:
-        return
+    if create_state_table(client("dynamodb")):
+        changes.append(f"created DynamoDB table {STATE_TABLE}")
+
+
+def create_state_table(ddb, name: str = STATE_TABLE) -> bool:
+    """Create rollout's state table `name` through the DynamoDB client `ddb` unless it exists; True if created.
+
+    Made as `fab setup` makes it (string keys pk and sk, on demand), but without rollout's code.
+    """
+    if name in ddb.list_tables()["TableNames"]:
+        return False
     ddb.create_table(
-        TableName=STATE_TABLE,
+        TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    changes.append(f"created DynamoDB table {STATE_TABLE}")
+    return True
 
 
 def _ensure_elb(subnet: str, ids: list[str], extra: list[str], changes: list[str]) -> None:
@@ -496,4 +385,4 @@ def _ensure_asg(ec2, image, subnet: str, ids: list[str], extra: list[str], chang
 
 def discover(**tags: str) -> dict[str, str]:
     """PrivateIpAddress of live instances carrying `tags`, by Name tag (what rollout's discovery sees)."""
-    return {name: inst["PrivateIpAddress"] for name, inst in _instances(client("ec2"), **tags).items()}
+    return {name: inst["PrivateIpAddress"] for name, inst in instances(client("ec2"), **tags).items()}

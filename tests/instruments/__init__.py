@@ -1,0 +1,1 @@
+"""Test instruments: a load generator and a throttling AWS proxy, used by the tests only."""
