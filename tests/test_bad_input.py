@@ -35,6 +35,19 @@ def known_hosts_without_hosts(tmp_path):
     return change
 
 
+def known_hosts_with_a_changed_host_key(tmp_path):
+    """Every host's line carries the bastion's key: the servers' keys do not match."""
+    kh = tmp_path / "known_hosts"
+    lines = topo.KNOWN_HOSTS.read_text().splitlines()
+    bastion_key = next(ln for ln in lines if ln.startswith(topo.BASTION_ADDR + " ")).split(" ", 1)[1]
+    kh.write_text("".join((ln if ln.startswith(topo.BASTION_ADDR + " ") else ln.split(" ", 1)[0] + " " + bastion_key) + "\n"
+                          for ln in lines if ln.strip()))
+
+    def change(d):
+        d["ssh"]["known_hosts"] = str(kh)
+    return change
+
+
 def bastion_port(port):
     def change(d):
         d["bastion"] = {"host": topo.BASTION_ADDR, "port": port}
@@ -54,6 +67,7 @@ CASES = [
     ("unreachable-bastion", [], lambda tmp: bastion_port(2222), 6, ["bastion 198.18.0.10:2222", "cannot connect"]),
     ("unknown-bastion-host-key", [], empty_known_hosts, 7, ["bastion", "host key unknown"]),
     ("unknown-host-host-key", [], known_hosts_without_hosts, 7, ["host 198.18.1.", "host key unknown"]),
+    ("changed-host-host-key", [], known_hosts_with_a_changed_host_key, 7, ["host 198.18.1.", "host key does not match"]),
     ("missing-aws-profile", [], lambda tmp: (lambda d: d["aws"].update(profile="no-such-profile")), 5, ["AWS profile 'no-such-profile' not found"]),
     ("unwritable-report", ["--report=/dev/null/r.json"], None, 2, ["--report=/dev/null/r.json cannot be written: /dev/null is not a directory"]),
     ("unwritable-junit", ["--junit=/dev/null/j.xml"], None, 2, ["--junit=/dev/null/j.xml cannot be written"]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import socket
 import threading
 import time
@@ -162,6 +163,33 @@ class _HostConnection(Connection):
         )
 
 
+class _KnownHosts:
+    """One known_hosts file, parsed once per version of it (mtime, size, inode), shared by every connection.
+
+    paramiko's load_host_keys parses the whole file for each client, and each check then scans
+    every entry: at 100 hosts that was a quarter of the controller's CPU while connecting.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._version: Optional[tuple] = None
+        self._keys = paramiko.HostKeys()
+
+    def give(self, client: paramiko.SSHClient, host: str, port: int) -> None:
+        """Add to `client` the keys known for `host:port` (under the name paramiko looks up), in file order."""
+        st = os.stat(self.path)
+        with self._lock:
+            if self._version != (st.st_mtime_ns, st.st_size, st.st_ino):
+                self._keys = paramiko.HostKeys(str(self.path))
+                self._version = (st.st_mtime_ns, st.st_size, st.st_ino)
+            keys = self._keys
+        name = host if port == 22 else f"[{host}]:{port}"
+        found = keys.lookup(name) or {}
+        for keytype in found.keys():
+            client.get_host_keys().add(name, keytype, found[keytype])
+
+
 @dataclass(frozen=True)
 class Auth:
     """How this process logs in, besides the inventory's ssh.key: Fabric's -i keys, -S ssh_config, the agent, a passphrase.
@@ -240,6 +268,7 @@ class Fleet:
         self.port = port
         self.key = Path(key)
         self.known_hosts = Path(known_hosts)
+        self._known = _KnownHosts(self.known_hosts)
         self.connect_timeout = connect_timeout
         self.parallel = parallel
         self.bastion = self._new(_BastionConnection, bastion, bastion_port, bastion_user)
@@ -264,7 +293,7 @@ class Fleet:
             connect_timeout=int(max(1, self.connect_timeout)),
             connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": auth.agent, **secret},
         )
-        conn.client.load_host_keys(str(self.known_hosts))
+        self._known.give(conn.client, conn.host, conn.port)
         conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         return conn
 
