@@ -1,9 +1,12 @@
-"""Side by side on the sandbox: rollout against an Ansible playbook doing the same rolling deploy.
+"""Side by side on the sandbox: rollout against the same rolling deploy in Ansible, plain and with Mitogen.
 
-Both deploy a fresh commit to the same hosts, one host at a time, with the classic ELB as the
+The Ansible playbook (benchmarks/ansible) runs twice per round: with Ansible's own linear
+strategy, and with Mitogen's (mitogen_linear), the configuration Ansible users pick for speed.
+
+Each deploys a fresh commit to the same hosts, one host at a time, with the classic ELB as the
 only balancer (rollout gets an inventory variant without the ALB and HAProxy), draining delays
-0 and Auto Scaling suspended for the run. Runs alternate in counterbalanced pairs (AB, BA, AB,
-...). After every run each host must serve the new SHA (asked from inside the bastion
+0 and Auto Scaling suspended for the run. Runs go in rounds of one run per tool, each round in a
+rotated order (ABC, BCA, CAB, ...). After every run each host must serve the new SHA (asked from inside the bastion
 namespace) and have it checked out, every instance must be InService in the ELB again, and the
 Auto Scaling group's suspended processes must be what they were before.
 
@@ -13,9 +16,10 @@ connections (bastion sshd log), AWS API requests (moto's request log) and the co
 RSS (largest single process), and rollout's own report figures.
 
 The Ansible side runs from benchmarks/.venv-ansible, which this creates on first run
-(python3 -m venv + pip install ansible boto3 botocore): a benchmark dependency only.
+(python3 -m venv + pip install of ANSIBLE_PACKAGES): a benchmark dependency only. The Mitogen
+runs use the same playbook, ansible.cfg and ssh_config, with ANSIBLE_STRATEGY=mitogen_linear.
 
-    .venv/bin/python benchmarks/compare.py [--pairs 3] [--hosts 8]
+    .venv/bin/python benchmarks/compare.py [--rounds 3] [--hosts 8]
 """
 
 from __future__ import annotations
@@ -44,19 +48,28 @@ PLAYBOOK_DIR = BENCH / "ansible"
 CONTROL_DIR = Path.home() / ".ansible" / "cp" / "rollout-bench"  # ansible.cfg and ansible/ssh_config use it
 AWS_REQUEST = re.compile(r'\] "(?:GET|POST|PUT|DELETE|HEAD|PATCH) ')
 ASG = "sandbox-asg"
+# Ansible 12 is ansible-core 2.19, which Mitogen 0.3.54 supports; pinned so figures compare across runs.
+ANSIBLE_PACKAGES = ("ansible==12.3.0", "mitogen==0.3.54", "boto3", "botocore")
+TOOLS = ("rollout", "ansible", "mitogen")
 ELB = "sandbox-elb"
 
 
 # --- setup ----------------------------------------------------------------------------------
 
 def ensure_venv() -> None:
-    """benchmarks/.venv-ansible with ansible, boto3 and botocore from PyPI, created once."""
-    if (VENV / "bin" / "ansible-playbook").exists():
+    """benchmarks/.venv-ansible with ANSIBLE_PACKAGES from PyPI, created (or completed) once."""
+    if (VENV / "bin" / "ansible-playbook").exists() and mitogen_strategies().is_dir():
         return
-    print(f"creating {VENV} (ansible boto3 botocore from PyPI)...", flush=True)
-    subprocess.run(["python3", "-m", "venv", str(VENV)], check=True, timeout=300)
-    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "ansible", "boto3", "botocore"],
-                   check=True, timeout=1800)
+    print(f"installing {' '.join(ANSIBLE_PACKAGES)} in {VENV}...", flush=True)
+    if not (VENV / "bin" / "pip").exists():
+        subprocess.run(["python3", "-m", "venv", str(VENV)], check=True, timeout=300)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *ANSIBLE_PACKAGES], check=True, timeout=1800)
+
+
+def mitogen_strategies() -> Path:
+    """Mitogen's Ansible strategy plugins inside benchmarks/.venv-ansible."""
+    found = sorted(VENV.glob("lib/python3*/site-packages/ansible_mitogen/plugins/strategy"))
+    return found[0] if found else VENV / "ansible_mitogen-not-installed"
 
 
 def elb_only_inventory(directory: Path) -> Path:
@@ -151,8 +164,9 @@ def run_rollout(hosts: list, inv: Path, report: Path) -> dict:
     return m
 
 
-def run_ansible(hosts: list, log: Path) -> dict:
-    sha = origin.add_commit(topo.ORIGIN, f"bench ansible {time.time_ns()}")
+def run_ansible(hosts: list, log: Path, mitogen: bool = False) -> dict:
+    tool = "mitogen" if mitogen else "ansible"
+    sha = origin.add_commit(topo.ORIGIN, f"bench {tool} {time.time_ns()}")
     before_susp, before_elb = suspended(), elb_states()
     close_masters()
     CONTROL_DIR.mkdir(parents=True, exist_ok=True)
@@ -162,6 +176,9 @@ def run_ansible(hosts: list, log: Path) -> dict:
            "ANSIBLE_NOCOLOR": "1", "PATH": f"{VENV / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         env.pop(k, None)  # the playbook uses the rollout-sandbox profile; keys too would be refused
+    if mitogen:
+        # ansible-playbook refuses an unknown strategy, so a run that succeeds ran on Mitogen.
+        env.update(ANSIBLE_STRATEGY_PLUGINS=str(mitogen_strategies()), ANSIBLE_STRATEGY="mitogen_linear")
     with log.open("w") as out:
         t = time.monotonic()
         proc = subprocess.Popen([str(VENV / "bin" / "ansible-playbook"), "deploy.yml", "-e", f"sha={sha}"],
@@ -175,8 +192,8 @@ def run_ansible(hosts: list, log: Path) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
     close_masters()
     if proc.returncode != 0:
-        raise SystemExit(f"ansible-playbook failed ({proc.returncode}), log {log}:\n{log.read_text()[-4000:]}")
-    verify("ansible", hosts, sha, before_susp, before_elb)
+        raise SystemExit(f"{tool}: ansible-playbook failed ({proc.returncode}), log {log}:\n{log.read_text()[-4000:]}")
+    verify(tool, hosts, sha, before_susp, before_elb)
     return {
         "sha": sha,
         "wall": wall,
@@ -198,16 +215,20 @@ def summarize(runs: list[dict], hosts: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--rounds", "--pairs", dest="rounds", type=int, default=3, help="timed runs of each tool")
     ap.add_argument("--hosts", type=int, default=8)
+    ap.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, among {', '.join(TOOLS)}")
     ap.add_argument("--no-warmup", action="store_true", help="skip the untimed first run of each tool")
     args = ap.parse_args()
-    if args.pairs < 1:
-        ap.error("--pairs must be at least 1")
+    tools = tuple(t for t in TOOLS if t in args.tools.split(","))
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
+    if "rollout" not in tools or set(args.tools.split(",")) - set(TOOLS):
+        ap.error(f"--tools: rollout and any of {', '.join(TOOLS[1:])}")
     ensure_venv()
     fleet.up(hosts=args.hosts, quiet=True)
     hosts = topo.hosts(args.hosts)
-    results: dict[str, list[dict]] = {"rollout": [], "ansible": []}
+    results: dict[str, list[dict]] = {t: [] for t in tools}
     with tempfile.TemporaryDirectory(prefix="rollout-compare-") as tmp:
         tmp = Path(tmp)
         inv = elb_only_inventory(tmp)
@@ -219,24 +240,26 @@ def main() -> None:
             common.zero_draining()
             if tool == "rollout":
                 return run_rollout(hosts, inv, tmp / f"report{n}.json")
-            return run_ansible(hosts, tmp / f"ansible{n}.log")
+            return run_ansible(hosts, tmp / f"{tool}{n}.log", mitogen=tool == "mitogen")
 
         if not args.no_warmup:
-            for tool in ("rollout", "ansible"):
+            for tool in tools:
                 m = one(tool)
-                print(f"  warm-up {tool:<8} {m['wall']:7.2f}s  (not counted)", flush=True)
-        for pair in range(args.pairs):
-            order = ("rollout", "ansible") if pair % 2 == 0 else ("ansible", "rollout")
-            for tool in order:
+                print(f"  warm-up  {tool:<8} {m['wall']:7.2f}s  (not counted)", flush=True)
+        for round_ in range(args.rounds):
+            k = round_ % len(tools)
+            for tool in tools[k:] + tools[:k]:  # rotated: each tool goes first, second, ... in turn
                 m = one(tool)
                 results[tool].append(m)
-                print(f"  pair {pair + 1} {tool:<8} {m['wall']:7.2f}s  all {args.hosts} hosts serve {m['sha'][:12]}",
+                print(f"  round {round_ + 1} {tool:<8} {m['wall']:7.2f}s  all {args.hosts} hosts serve {m['sha'][:12]}",
                       flush=True)
 
-    r, a = summarize(results["rollout"], args.hosts), summarize(results["ansible"], args.hosts)
+    s = {t: summarize(results[t], args.hosts) for t in tools}
+    r = s["rollout"]
     print(f"\ncompare: {args.hosts} hosts, one at a time, classic ELB only, draining delays 0, "
-          f"{args.pairs} pairs (median)")
-    print(f"  {'':<40} {'rollout':>10} {'ansible':>10} {'ansible/rollout':>16}")
+          f"{args.rounds} rounds (median)")
+    others = tools[1:]
+    print(f"  {'':<36} " + " ".join(f"{t:>10}" for t in tools) + " " + " ".join(f"{t + '/rollout':>16}" for t in others))
     rows = [
         ("total (command wall time), s", "wall", "{:.2f}"),
         ("app reload until ready, summed, s", "reload", "{:.2f}"),
@@ -246,13 +269,18 @@ def main() -> None:
         ("controller peak RSS, MB", "peak_rss_mb", "{:.1f}"),
     ]
     for label, key, fmt in rows:
-        ratio = f"{a[key] / r[key]:.2f}" if r[key] else "-"
-        print(f"  {label:<40} {fmt.format(r[key]):>10} {fmt.format(a[key]):>10} {ratio:>16}")
+        ratios = [f"{s[t][key] / r[key]:.2f}" if r[key] else "-" for t in others]
+        print(f"  {label:<36} " + " ".join(f"{fmt.format(s[t][key]):>10}" for t in tools)
+              + " " + " ".join(f"{x:>16}" for x in ratios))
     rr = results["rollout"]
-    print(f"  rollout's own report: total {statistics.median(x['report_total'] for x in rr):.2f}s "
-          f"(from its start, without process start), AWS calls "
-          f"{statistics.median(x['report_aws_calls'] for x in rr):g}")
-    for tool in ("rollout", "ansible"):
+    print(f"  rollout: whole command / app's summed reload {r['wall'] / r['reload']:.2f} (target <= 2.5);"
+          f" its own report: total {statistics.median(x['report_total'] for x in rr):.2f}s"
+          f" (from its start, without process start), AWS calls {statistics.median(x['report_aws_calls'] for x in rr):g}")
+    targets = {"ansible": 30, "mitogen": 25}
+    for t in others:
+        ratio = s[t]["overhead_per_host"] / r["overhead_per_host"]
+        print(f"  overhead per host, {t} / rollout: {ratio:.1f} (target >= {targets[t]})")
+    for tool in tools:
         walls = ", ".join(f"{x['wall']:.2f}" for x in results[tool])
         print(f"  {tool} wall times, s: {walls}")
 
