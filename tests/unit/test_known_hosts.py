@@ -5,7 +5,7 @@ import os
 import paramiko
 import pytest
 
-from rollout.ssh import _KnownHosts
+from rollout.adapters.ssh import _KnownHosts
 
 
 def line(name: str, key: paramiko.PKey) -> str:
