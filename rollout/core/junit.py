@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from rollout.adapters.health import short
-from rollout.core.report import Report
+from rollout.core.report import Report, short
+from rollout.core.vocabulary import HostResult
 
-_PASSED = {"updated"}
-_SKIPPED = {"pending", "not started"}
+_PASSED = {HostResult.UPDATED}
+_SKIPPED = {HostResult.PENDING}
 
 
 def render(report: Report) -> str:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence, Union
 
+from rollout.core import policy
 from rollout.core.errors import UsageError
-from rollout.core.sizes import Size, batch_hosts
+from rollout.core.sizes import Size
 
 #: Auto Scaling processes that could launch, terminate or rebalance instances mid-rollout.
 ASG_PROCESSES = (
@@ -87,6 +88,12 @@ class Plan:
     estimate_seconds: float
     steps: tuple[str, ...] = BATCH_STEPS
     notes: tuple[str, ...] = field(default=())
+    #: Batch sizes in order (rollout.core.policy.Ramp); the last one repeats.
+    ramp: policy.Ramp = (Size(1),)
+    #: Hosts that may fail before the rollout stops (max_failures, as a count of these hosts).
+    max_failures: int = 0
+    #: What a failure over the budget leads to: "rollback" or "stop".
+    on_failure: str = "rollback"
 
 
 @dataclass(frozen=True)
@@ -139,11 +146,12 @@ def select_hosts(hosts: list[Host], wanted: Optional[HostFilter]) -> list[Host]:
     return chosen
 
 
-def make_batches(hosts: list[Host], size: int, total_in_service: int) -> tuple[Batch, ...]:
-    """Split hosts into batches of `size`; in_service counts the others still serving."""
-    batches = []
-    for i in range(0, len(hosts), size):
-        chunk = tuple(hosts[i : i + size])
+def make_batches(hosts: list[Host], ramp: policy.Ramp, total_in_service: int) -> tuple[Batch, ...]:
+    """Split hosts into batches along `ramp`; in_service counts the others still serving."""
+    batches, start = [], 0
+    for size in policy.batch_sizes(ramp, len(hosts), len(hosts)):
+        chunk = tuple(hosts[start : start + size])
+        start += size
         batches.append(Batch(index=len(batches) + 1, hosts=chunk, in_service=total_in_service - len(chunk)))
     return tuple(batches)
 
@@ -161,22 +169,27 @@ def build(
     ref: str,
     sha: str,
     hosts: list[Host],
-    batch: Size,
+    batch: Union[Size, Sequence[Size]],
     balancers: tuple[BalancerFacts, ...],
     group: Optional[str],
     suspended_before: frozenset[str],
     total_in_service: Optional[int] = None,
     notes: tuple[str, ...] = (),
     app_steps: tuple[str, ...] = GIT_STEPS,
+    max_failures: Size = Size(0),
+    on_failure: str = "rollback",
 ) -> Plan:
-    """The plan for rolling `sha` over `hosts` (already selected and ordered)."""
+    """The plan for rolling `sha` over `hosts` (already selected and ordered).
+
+    `batch` is one size or a ramp of them; `max_failures` becomes a count of `hosts`.
+    """
     if not VERSION.match(sha):
         raise ValueError(f"plan needs a full commit SHA or image digest, got {sha!r}")
     if not hosts:
         raise UsageError(f"no hosts to deploy to in {env}")
-    size = batch_hosts(batch, len(hosts))
+    ramp = (batch,) if isinstance(batch, Size) else tuple(batch)
     serving = len(hosts) if total_in_service is None else total_in_service
-    batches = make_batches(hosts, size, serving)
+    batches = make_batches(hosts, ramp, serving)
     to_suspend = tuple(p for p in ASG_PROCESSES if p not in suspended_before) if group else ()
     return Plan(
         env=env,
@@ -191,6 +204,9 @@ def build(
         estimate_seconds=estimate(batches, balancers),
         notes=notes,
         steps=batch_steps(app_steps),
+        ramp=ramp,
+        max_failures=policy.budget(max_failures, len(hosts)),
+        on_failure=on_failure,
     )
 
 

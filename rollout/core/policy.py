@@ -106,6 +106,8 @@ def restores(phase: Phase, previous: Optional[str], target: str) -> bool:
 
 #: Steps done on the balancers for a whole batch; a failure there leaves the batch's hosts where it found them.
 BALANCER_STEPS = ("deregister", "drain", "register", "wait_healthy")
+#: The batch as a whole failed: a balancer step, or the lock could not be proven mid-batch.
+BATCH = "batch"
 
 
 def after_failure(*, phase: Phase, step: str, previous: Optional[str], target: str, restored: Optional[bool] = None,
@@ -116,7 +118,7 @@ def after_failure(*, phase: Phase, step: str, previous: Optional[str], target: s
     service only if that worked (`restored`). A balancer step that fails leaves every host of
     the batch not yet back in service out of it, for `recover`.
     """
-    if step in BALANCER_STEPS:
+    if step in BALANCER_STEPS or step == BATCH:
         return current if current in (HostResult.UPDATED, HostResult.ROLLED_BACK, HostResult.RESTORED) else HostResult.LEFT_OUT
     if restores(phase, previous, target) and restored:
         return HostResult.RESTORED
@@ -189,7 +191,7 @@ def verdict(*, phase: Phase, stop: Optional[Stop], why: str = "", on_failure: st
     return Verdict(result, error, why)
 
 
-def label(done: int, ramp: Ramp, remaining: int, total: int, left_out: int = 0) -> str:
-    """'batch N of M' for the batch just done (`done`-th), M counting the batches the `remaining` hosts still take."""
-    return f"batch {done} of {done + len(batch_sizes(ramp, remaining, total, start=done, left_out=left_out))}"
-
+def batch_count(done: int, ramp: Ramp, remaining: int, total: int, left_out: int = 0) -> int:
+    """The batches a phase runs in all, `done` of them run: those done and those the `remaining` hosts still take,
+    each `left_out` host keeping its slot (so a label never reads "batch 3 of 2")."""
+    return done + len(batch_sizes(ramp, remaining, total, start=done, left_out=left_out))

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rollout.state.journal import Kind
+from rollout.core.vocabulary import Kind, Phase
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
     start = next((r["data"] for r in first if r["type"] == Kind.START), None)
     ids = tuple(run for run, _ in chain)
     if start is None:
-        return Assessment(first_id, ids, "deploy", 1, None, (), ())
+        return Assessment(first_id, ids, Phase.DEPLOY, 1, None, (), ())
     suspended: list[str] = []
     alarms_off: list[str] = []
     group = None
@@ -98,7 +98,7 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
                 alarms_off = [a for a in alarms_off if a not in data["names"]]
             touched += [h for h in READS[kind](kind, data) if h not in touched]
     hosts = {h["instance_id"]: h for h in start["hosts"]}
-    key = "target" if start.get("direction") == "recover" else "version"
+    key = "target" if start.get("direction") == Phase.RECOVER else "version"
     first_decided = {iid: h[key] for iid, h in hosts.items() if h.get(key)}
     targets = {}
     for iid in touched:
@@ -109,7 +109,7 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
     return Assessment(
         run_id=first_id,
         chain=ids,
-        direction=start.get("direction", "deploy"),
+        direction=start.get("direction", Phase.DEPLOY),
         batch_size=int(start.get("batch_size", 1)),
         group=group,
         resume=tuple(suspended),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from rollout.core.errors import UsageError
+from rollout.core.vocabulary import HostResult, Result
 
 
 def now_iso(t: Optional[float] = None) -> str:
@@ -41,7 +42,7 @@ class HostRecord:
     batch: int
     old_version: Optional[str] = None
     new_version: Optional[str] = None
-    result: str = "pending"
+    result: str = HostResult.PENDING
     error: str = ""
     out_of_service_seconds: Optional[float] = None
     steps: list[StepRecord] = field(default_factory=list)
@@ -57,7 +58,7 @@ class Report:
     who: str = field(default_factory=who)
     started: str = field(default_factory=now_iso)
     ended: Optional[str] = None
-    result: str = "running"
+    result: str = Result.RUNNING
     exit_code: Optional[int] = None
     error: str = ""
     batches: int = 0
@@ -87,15 +88,15 @@ class Report:
         for h in self.hosts:
             oos = f"{h.out_of_service_seconds:.2f}s" if h.out_of_service_seconds is not None else "-"
             result = h.result + (f": {h.error}" if h.error else "")
-            rows.append((h.name or h.instance_id, _short(h.old_version), _short(h.new_version), oos, result))
+            rows.append((h.name or h.instance_id, short(h.old_version), short(h.new_version), oos, result))
         return rows
 
     def headline(self) -> str:
-        done = sum(1 for h in self.hosts if h.result == "updated")
-        return f"{self.env}: {self.result} — {_short(self.sha)} ({self.ref}) on {done}/{len(self.hosts)} hosts by {self.who}"
+        done = sum(1 for h in self.hosts if h.result == HostResult.UPDATED)
+        return f"{self.env}: {self.result} — {short(self.sha)} ({self.ref}) on {done}/{len(self.hosts)} hosts by {self.who}"
 
 
-def _short(sha: Optional[str]) -> str:
+def short(sha: Optional[str]) -> str:
     return sha.removeprefix("sha256:")[:12] if sha else "-"
 
 

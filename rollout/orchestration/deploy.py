@@ -23,8 +23,10 @@ from rollout.core.errors import Drift, LockHeld, PreflightError, RecoveryNeeded,
 from rollout.core.planview import render_plan
 from rollout.core.report import Report, ReportFiles, who
 from rollout.core.sizes import Size
+from rollout.core.vocabulary import Phase, Result
 from rollout.orchestration.environment import Environment
-from rollout.orchestration.runner import Policy, Runner, resume_processes
+from rollout.orchestration.runner import Runner
+from rollout.orchestration.suspension import resume_processes
 from rollout.state import journal as journals
 from rollout.state import lock as locks
 from rollout.state import pause as pauses
@@ -165,7 +167,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     return planning.build(
         env=inv.name, ref=ref, sha=sha, hosts=selected, batch=batch or inv.batch,
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
-        total_in_service=serving, notes=notes, app_steps=app.steps,
+        total_in_service=serving, notes=notes, app_steps=app.steps, max_failures=inv.max_failures, on_failure=inv.on_failure,
     )
 
 
@@ -203,7 +205,6 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
     if report is None:
         report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=journals.new_run_id())
     run_id = report.run_id
-    policy = Policy(on_failure=inv.on_failure, max_failures=inv.max_failures.of(len(plan.hosts)))
     if lock is None:
         lock = locks.Lock(store, run_id, report.who, plan.ref, ttl=inv.state.lock_ttl)
         lock.acquire()
@@ -221,7 +222,7 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
                     f" {len(plan.hosts)} hosts of {inv.name} in {len(plan.batches)} batches")
         journal = journals.Journal(store, run_id, fence=run_id, joins=recovering.chain if recovering else None)
         with stop.handling_signals(restoring=recovering is not None):
-            Runner(env, plan, output, report, policy=policy, journal=journal, lock=lock, paused=paused, stop=stop,
+            Runner(env, plan, output, report, journal=journal, lock=lock, paused=paused, stop=stop,
                    recovering=recovering, out_of_service=out_of_service).run()
         return report
     finally:
@@ -355,7 +356,7 @@ def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output) -> N
 def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, report: Report, a: recovery.Assessment, output) -> None:
     """Close a chain that took no host out of service: resume its processes, re-enable its alarms."""
     journal = journals.Journal(store, report.run_id, fence=report.run_id, joins=a.chain)
-    journal.begin({"run_id": report.run_id, "ref": report.ref, "direction": "recover", "who": report.who,
+    journal.begin({"run_id": report.run_id, "ref": report.ref, "direction": Phase.RECOVER.value, "who": report.who,
                    "batch_size": a.batch_size, "hosts": [], "recovering": list(a.chain), "decided": {}})
     if a.resume and a.group:
         lock.fence()
@@ -374,7 +375,7 @@ def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, rep
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     """(ref, sha) to roll back to: `to`, else the last successful version before the current one."""
     runs = [r for r in journals.history(store, limit=200)
-            if r.get("result") == "succeeded" and not str(r.get("ref", "")).startswith("recover ")]
+            if r.get("result") == Result.SUCCEEDED and not str(r.get("ref", "")).startswith("recover ")]
     if to:
         # An image digest names itself: the hosts that ran it still have it, no registry needed.
         return to, to if registry.DIGEST.match(to) else ""

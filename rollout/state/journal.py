@@ -26,39 +26,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from enum import StrEnum
 from typing import Optional
 
 from rollout.core.errors import LockLost, RecoveryNeeded
+from rollout.core.vocabulary import Kind, Result
 from rollout.state.store import Conflict, Store
-
-
-class Kind(StrEnum):
-    """The kinds of journal record: the runner writes them, `recovery.assess` reads them."""
-
-    START = "start"
-    SUSPENDED = "suspended"
-    ALARMS_DISABLED = "alarms_disabled"
-    DEREGISTERED = "deregistered"
-    REGISTERED = "registered"
-    RESTORED = "restored"
-    ALARMS_ENABLED = "alarms_enabled"
-    RESUMED = "resumed"
-    STOPPED = "stopped"
-    END = "end"
-
-
-class Result(StrEnum):
-    """How a run ended, in reports, `end` records and the history."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
-    INTERRUPTED = "interrupted"
-    PAUSED = "paused"
-    RECOVERED = "recovered"
-    LOST_LOCK = "lost_lock"
 
 
 def new_run_id() -> str:

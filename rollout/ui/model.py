@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from rollout.state.journal import Kind, Result
+from rollout.core.vocabulary import Kind, Phase, Result
 
 # Journal records that close the out-of-service window of the batch before them.
 _WINDOW_ENDS = (Kind.DEREGISTERED, Kind.REGISTERED, Kind.STOPPED, Kind.END, Kind.RESUMED, Kind.ALARMS_ENABLED)
@@ -28,7 +28,7 @@ def eta(records: list[dict], now: float) -> dict:
         return {"done": 0, "total": 0, "seconds": None}
     size = max(1, int(start["data"].get("batch_size") or 1))
     total = math.ceil(len(start["data"].get("hosts", [])) / size)
-    started = [r for r in batches_started(records) if r["data"].get("phase", "deploy") == "deploy"]
+    started = [r for r in batches_started(records) if r["data"].get("phase", Phase.DEPLOY) == Phase.DEPLOY]
     done = max(0, len(started) - 1)
     if len(started) < 2:
         return {"done": done, "total": total, "seconds": None}
@@ -63,7 +63,7 @@ def timeline(records: list[dict], details: Optional[list[dict]] = None, now: Opt
             end = nxt if nxt is not None else (now if now is not None else t1)
             if oos.get(iid) is not None and _only_window(deregs, iid):
                 end = r["at"] + float(oos[iid])  # measured by the run itself
-            windows.setdefault(iid, []).append((r["at"], max(end, r["at"]), r["data"].get("phase", "deploy")))
+            windows.setdefault(iid, []).append((r["at"], max(end, r["at"]), r["data"].get("phase", Phase.DEPLOY.value)))
     rows = []
     for h in hosts:
         iid = h["instance_id"]

@@ -12,9 +12,11 @@ from rollout.core.errors import DeployFailed, LockLost, LockUnproven
 from rollout.core.plan import Batch, Host, Plan
 from rollout.core.recovery import Assessment
 from rollout.core.report import HostRecord, Report
+from rollout.core.sizes import Size
 from rollout.orchestration import deploy
-from rollout.orchestration import runner as runners
-from rollout.orchestration.runner import BatchResult, Runner
+from rollout.orchestration import suspension
+from rollout.orchestration.batch import BatchResult
+from rollout.orchestration.runner import Runner
 from rollout.state import journal as journals
 from rollout.state import lock as locks
 from rollout.state.journal import Kind, Result
@@ -149,7 +151,7 @@ def make(*, store=None, group=None, recovering=None, hosts=(), alarms=None):
                           slack=SimpleNamespace(start=lambda *a: None, progress=lambda *a: None, finish=lambda *a: None))
     plan = Plan(env="test", ref="main", sha="new", hosts=tuple(hosts), batches=(Batch(1, tuple(hosts), 0),) if hosts else (),
                 balancers=(), group=group.name if group else None, suspended_before=frozenset(), to_suspend=("Launch",),
-                estimate_seconds=0)
+                estimate_seconds=0, ramp=(Size(max(len(hosts), 1)),))
     lock = locks.Lock(store or Store(), "run-a", "ana", "main", ttl=60)
     out, journal = Out(), Journal()
     report = Report(env="test", ref="main", sha="new", run_id="run-a")
@@ -192,7 +194,7 @@ def test_a_gate_that_cannot_prove_the_lock_stops_the_batch_without_failing_hosts
     runner.report.hosts = [HostRecord(h.instance_id, h.name, h.address, 1, old_version=h.version) for h in HOSTS]
     result = BatchResult()
     with pytest.raises(LockUnproven):
-        runner._out_and_updated(list(HOSTS), lambda h: "new", "deploy", result)
+        runner.batches._out_and_updated(list(HOSTS), lambda h: "new", "deploy", result)
     assert result.errors == {} and result.left_out == [] and result.updated == []
     assert runner.env.fleet.sent == []  # no script was sent
 
@@ -216,7 +218,7 @@ def test_a_recovery_whose_smoke_check_fails_still_closes_the_chain(monkeypatch):
 ])
 def test_a_recovery_resumes_the_journaled_groups_processes(monkeypatch, inventory_group, resumed):
     Group.made = {}
-    monkeypatch.setattr(runners.autoscaling, "Group", Group)
+    monkeypatch.setattr(suspension.autoscaling, "Group", Group)
     group = Group(None, inventory_group) if inventory_group else None
     a = Assessment(run_id="run-0", chain=("run-0",), direction="deploy", batch_size=1, group="asg-old",
                    resume=("Launch", "Terminate"), alarms=())
