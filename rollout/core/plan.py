@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 
 from rollout.core import policy
 from rollout.core.errors import UsageError
-from rollout.core.sizes import Size
+from rollout.core.sizes import Ramp, Size
 
 #: Auto Scaling processes that could launch, terminate or rebalance instances mid-rollout.
 ASG_PROCESSES = (
@@ -88,8 +88,8 @@ class Plan:
     estimate_seconds: float
     steps: tuple[str, ...] = BATCH_STEPS
     notes: tuple[str, ...] = field(default=())
-    #: Batch sizes in order (rollout.core.policy.Ramp); the last one repeats.
-    ramp: policy.Ramp = (Size(1),)
+    #: Batch sizes in order (rollout.core.Ramp); the last one repeats.
+    ramp: Ramp = (Size(1),)
     #: Hosts that may fail before the rollout stops (max_failures, as a count of these hosts).
     max_failures: int = 0
     #: What a failure over the budget leads to: "rollback" or "stop".
@@ -146,7 +146,7 @@ def select_hosts(hosts: list[Host], wanted: Optional[HostFilter]) -> list[Host]:
     return chosen
 
 
-def make_batches(hosts: list[Host], ramp: policy.Ramp, total_in_service: int) -> tuple[Batch, ...]:
+def make_batches(hosts: list[Host], ramp: Ramp, total_in_service: int) -> tuple[Batch, ...]:
     """Split hosts into batches along `ramp`; in_service counts the others still serving."""
     batches, start = [], 0
     for size in policy.batch_sizes(ramp, len(hosts), len(hosts)):

@@ -11,12 +11,8 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from rollout.core.errors import DeployFailed, Interrupted, Paused, RolledBack, RolloutError
-from rollout.core.sizes import Size, batch_hosts
+from rollout.core.sizes import Ramp, Size, batch_hosts
 from rollout.core.vocabulary import HostResult, NOT_ROLLED_BACK, Phase, Result, Stop
-
-#: Batch sizes in order: the first batch takes the first size, and so on; the last size repeats.
-Ramp = tuple[Size, ...]
-
 
 def batch_size(ramp: Ramp, index: int, total: int) -> int:
     """Hosts in batch `index` (0-based, within a phase) among `total` selected hosts: the ramp's entry,

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 import pytest
 
 from rollout.core import policy
-from rollout.core.sizes import Size
+from rollout.core.sizes import Ramp, Size
 from rollout.core.vocabulary import HostResult, Phase, Result, Stop
 
 D, RB, RC = Phase.DEPLOY, Phase.ROLLBACK, Phase.RECOVER
 OLD, NEW = "a" * 40, "b" * 40
 
 
-def ramp(*sizes: str) -> policy.Ramp:
+def ramp(*sizes: str) -> Ramp:
     return tuple(Size(int(s.rstrip("%")), s.endswith("%")) for s in sizes)
 
 
@@ -292,7 +292,7 @@ def test_hosts_left_out_or_not_rolled_back_are_stranded():
     assert policy.stranded(hosts) == ["h2", "h4", "i-"]
 
 
-def walk(n: int, sizes: policy.Ramp, allowed: int, fails: dict[str, bool]) -> tuple[list[list[str]], object]:
+def walk(n: int, sizes: Ramp, allowed: int, fails: dict[str, bool]) -> tuple[list[list[str]], object]:
     """A deploy of hosts h1..hn driven by the policy alone: `fails` maps a failing host to whether its restore works."""
     queue = [f"h{i}" for i in range(1, n + 1)]
     batches, left_out, failures, first = [], [], 0, ""
