@@ -134,16 +134,3 @@ def order(host_ids: list[str], out_of_service: set[str]) -> list[str]:
     """Hosts to restore, those already out of service first, each group in the given order."""
     return [h for h in host_ids if h in out_of_service] + [h for h in host_ids if h not in out_of_service]
 
-
-def next_batch_size(queue: list[str], out_of_service: set[str], room: int) -> int:
-    """How many hosts from the head of `queue` the next batch takes, keeping at most `room` out of service.
-
-    Hosts already out of service (at the head, see `order`) are in the batch whatever the
-    room, since restoring them takes nothing more out; they use up the room first.
-    """
-    already = 0
-    for h in queue:
-        if h not in out_of_service:
-            break
-        already += 1
-    return min(len(queue), max(already, room))

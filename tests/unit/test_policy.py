@@ -334,3 +334,17 @@ def test_a_whole_deploy_decided_by_the_policy(n, sizes, allowed, fails, batches,
     ran, last = walk(n, sizes, allowed, fails)
     assert ran == batches
     assert last.stop is stop
+
+
+# Moved from test_recovery.py with recovery.next_batch_size, now policy.next_batch: room = size - hosts left out.
+@pytest.mark.parametrize("queue, out, room, take", [
+    (["a", "b", "c"], set(), 1, 1),          # a deploy: the room decides
+    (["c", "a", "b"], {"c"}, 1, 1),          # batch size 1, c out: c alone, never c and a together
+    (["c", "a", "b"], {"c"}, 2, 2),          # batch size 2: c and one more
+    (["c", "d", "a"], {"c", "d"}, 1, 2),     # more out than the batch size: all of them, nobody else
+    (["a", "b"], set(), 0, 0),               # the room is used up by hosts left out: stop
+    (["c"], {"c"}, 0, 1),                    # ... unless the host is already out
+    (["a"], set(), 3, 1),                    # never more than there is
+])
+def test_a_batch_never_takes_more_hosts_out_than_the_batch_size(queue, out, room, take):
+    assert policy.next_batch(phase=RC, queue=queue, size=room + 1, left_out=1, out_of_service=out).take == take
