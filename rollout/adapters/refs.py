@@ -51,8 +51,7 @@ def pick(ref: str, refs: dict[str, str]) -> str | None:
 
 
 def resolve(repository: str, ref: str, timeout: float = 60) -> str:
-    """The full SHA that `ref` names in `repository` (read with `git ls-remote`)."""
-    validate(ref)
+    """The full SHA that `ref` (checked already: apps.validate_ref) names in `repository` (read with `git ls-remote`)."""
     sha = pick(ref, list_remote(repository, f"to resolve {ref!r}", timeout))
     if sha is None:
         hint = " (an abbreviated SHA must be the head of a branch or tag; give the full 40 characters)" if _HEX.match(ref) else ""

@@ -73,8 +73,7 @@ def credentials(env_name: Optional[str]) -> Optional[tuple[str, str]]:
 
 def resolve(image: str, ref: str, *, url: Optional[str] = None, insecure: bool = False,
             creds: Optional[tuple[str, str]] = None, timeout: float = 10) -> str:
-    """The digest `ref` (a tag or a digest) names for `image`, checked against the registry."""
-    ref = validate_ref(ref)
+    """The digest `ref` (a tag or a digest, checked already: apps.validate_ref) names for `image`, checked against the registry."""
     name = ImageName.parse(image)
     base = name.api_base(url, insecure)
     where = f"{base}/v2/{name.repository}/manifests/{ref}"

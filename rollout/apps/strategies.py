@@ -250,9 +250,17 @@ class ContainerStrategy:
         return text
 
 
-def validate_ref(app, ref: str) -> str:
-    """The ref if it is valid for the app kind (a git ref, or an image tag or digest); RefError otherwise."""
-    return registry.validate_ref(ref) if app.kind == "container" else refs.validate(ref)
+class Ref(str):
+    """A ref checked for the app's kind where it was read (a git branch, tag or SHA; an image tag or digest).
+
+    Made by `validate_ref` at the edge (a flag, a queued request, the history), or from the
+    inventory's default, which was checked when the inventory was read; nothing checks it again.
+    """
+
+
+def validate_ref(app, ref: str) -> Ref:
+    """The ref, as the app kind writes it (an image digest loses a leading @), if valid for it; RefError otherwise."""
+    return Ref(registry.validate_ref(ref) if app.kind == "container" else refs.validate(ref))
 
 
 def strategy(inventory):

@@ -21,6 +21,7 @@ from rollout.adapters import refs
 from rollout.adapters import ssh
 from rollout.adapters.health import short
 from rollout.adapters.progress import Output
+from rollout.apps import strategies as apps
 from rollout.config import args as arguments
 from rollout.config import check as checking
 from rollout.config import inventory
@@ -140,7 +141,9 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
         if inv.personal is None:
             raise UsageError(f"{env} has no personal environments: --branch needs a 'personal' section in inventories/{env}.yml")
         user = personal.user_from_branch(inv.personal.branch_pattern, branch)
-        inv, ref = inventory.personal_copy(inv, user), refs.validate(branch)
+        inv, ref = inventory.personal_copy(inv, user), apps.Ref(refs.validate(branch))  # a branch: git's rules
+    else:
+        ref = apps.validate_ref(inv.app, ref) if ref else None  # an empty --ref means the default, as before
     confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=size, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
                      confirm=confirm, files=ReportFiles.of(report, junit), force=force)
@@ -183,6 +186,7 @@ def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, ye
              report: Optional[str] = None, junit: Optional[str] = None, force: bool = False) -> None:
     size = sizes.batch_flag(batch)
     inv = inventory.load(env)
+    to = apps.validate_ref(inv.app, to) if to else None
     deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit),
                        force=force)
 

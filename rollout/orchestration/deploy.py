@@ -125,7 +125,7 @@ def drift_message(hosts: list, per_host: int = 5) -> Optional[str]:
               " to discard them")
 
 
-def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], batch: Optional[Size], hosts: Optional[str],
+def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Ref], batch: Optional[Size], hosts: Optional[str],
               fetch: bool, sha: Optional[str] = None, ssh: bool = True, discard: bool = False) -> planning.Plan:
     """Check everything a rollout needs and return its plan; change nothing on the fleet.
 
@@ -136,7 +136,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[str], b
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
     app = env.app  # reads the app's secrets: a missing one fails here, before any network call
-    ref = apps.validate_ref(inv.app, ref or app.default_ref)
+    ref = ref or apps.Ref(app.default_ref)  # checked where it was read: the flag, the request, the inventory
     # Everything below only reads. The independent parts (the state table, the ref, discovery,
     # SSH, the balancers) run side by side; their errors are raised in a fixed order, discovery's
     # first, so which problem is reported does not depend on timing.
@@ -241,9 +241,10 @@ def _run(env: Environment, store: Store, plan: planning.Plan, output, files: Rep
                 files.write(report, output.warn)
 
 
-def deploy(inv: Inventory, output, *, ref=None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
+def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
            files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False) -> Optional[Report]:
-    """Deploy `ref` to the environment; return the report (None for a dry run). `batch` overrides the inventory's.
+    """Deploy `ref` (checked: apps.validate_ref) to the environment; return the report (None for a dry run).
+    `batch` overrides the inventory's.
 
     `force` discards local changes in the hosts' checkouts (as does app.discard_local_changes);
     without it a host with such changes is refused (exit 13).
@@ -373,7 +374,7 @@ def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, rep
 
 
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
-    """(ref, sha) to roll back to: `to`, else the last successful version before the current one."""
+    """(ref, sha) to roll back to: `to`, else the last successful version before the current one (from the history)."""
     runs = [r for r in journals.history(store, limit=200)
             if r.get("result") == Result.SUCCEEDED and not str(r.get("ref", "")).startswith("recover ")]
     if to:
@@ -388,9 +389,10 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     return before["ref"], before["sha"]
 
 
-def rollback(inv: Inventory, output, *, to: Optional[str] = None, batch: Optional[Size] = None, confirm=None,
+def rollback(inv: Inventory, output, *, to: Optional[apps.Ref] = None, batch: Optional[Size] = None, confirm=None,
              files: ReportFiles = ReportFiles(), force: bool = False) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path; `force` as for deploy."""
     ref, sha = rollback_target(open_store(inv), to)
+    ref = to or apps.validate_ref(inv.app, ref)  # a ref from the history is read here, so checked here
     output.line(f"rolling back {inv.name} to {short(sha) if sha else ref} ({ref})")
     return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None, force=force)

@@ -69,7 +69,7 @@ def enqueue(inv: Inventory, output, *, ref: str, request_id: Optional[str] = Non
             timeout: float = 3600) -> int:
     """Put a signed request on the queue; with `wait`, return the deploy's exit code once the worker is done."""
     secret = _secret(inv)
-    apps.validate_ref(inv.app, ref)
+    ref = apps.validate_ref(inv.app, ref)  # exit 4 here; the worker's rules below would make it a refused request (2)
     request = signing.make(inv.name, ref, who(), secret, request_id)
     try:  # the worker's own rules, so a request it would refuse is never queued
         read_request(inv, json.dumps(request), secret)
@@ -127,7 +127,7 @@ def read_request(inv: Inventory, body, secret: str, now: Optional[float] = None)
         if req["env"] != inv.name:
             raise signing.BadRequest(f"request for {req['env']!r}, not {inv.name!r}")
         if action_of(req) not in CONTROL:
-            apps.validate_ref(inv.app, req["ref"])
+            req["ref"] = apps.validate_ref(inv.app, req["ref"])
     except signing.BadRequest:
         raise
     except RefError as exc:

@@ -10,7 +10,7 @@ Also the history of finished runs, which `history` and `rollback` read.
 The state table (`state.table`, string keys `pk` and `sk`, made by `fab setup`) holds one
 partition per environment, `pk = "env#NAME"`, with one item per kind of record, `sk`: `lock`,
 `pause`, `active`, `journal#RUN#SEQ` and `run#STARTED#RUN` (the history). A run writes these
-journal records in order (`Kind`; the runner writes them and `recovery.assess` reads them):
+journal records in order (`rollout.core.vocabulary.Kind`; the runner writes them and `recovery.assess` reads them):
 - `start`: run id, ref, SHA, batch size, who, and every planned host with its current version
   and its target; written together with the `active` item, which marks the unfinished run.
 - `suspended` and `alarms_disabled` before each such call; before each batch one
