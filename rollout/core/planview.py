@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from rollout.adapters.health import short
+from rollout.core.report import short
 from rollout.core.plan import Plan
 
 
