@@ -50,7 +50,7 @@ class Updater:
     def update(self, host: Host, version: str, record: bool = True, gate: Optional[Gate] = None) -> None:
         """Update the app in one remote script (checkout + reload, or pull + restart), then check health from here.
 
-        With `gate`, the script waits for it (see Runner._out_and_updated); NotRun if it is cancelled.
+        With `gate`, the script waits for it (see Batches._out_and_updated); NotRun if it is cancelled.
         `record` False is a failed host's restore: its steps are recorded as `restore STEP`.
         StepError names the step that failed.
         """
