@@ -348,3 +348,19 @@ def test_a_whole_deploy_decided_by_the_policy(n, sizes, allowed, fails, batches,
 ])
 def test_a_batch_never_takes_more_hosts_out_than_the_batch_size(queue, out, room, take):
     assert policy.next_batch(phase=RC, queue=queue, size=room + 1, left_out=1, out_of_service=out).take == take
+
+
+def test_every_host_result_is_produced_and_junit_judges_each():
+    from xml.etree import ElementTree as ET
+
+    from rollout.core import junit
+    from rollout.core.report import HostRecord, Report
+
+    produced = {HostResult(HostRecord("i", "", "", 1).result)}  # a host not reached
+    produced |= {policy.updated_result(p) for p in Phase}
+    produced |= {policy.after_failure(phase=p, step=s, previous=prev, target=t, restored=r, current=c)
+                 for p, s, prev, t, r, c, _ in FAILED_AT}
+    assert produced == set(HostResult)  # no result that nothing produces
+    report = Report(env="e", ref="main", sha=NEW, hosts=[HostRecord(f"i-{r.name}", "", "", 1, result=r) for r in HostResult])
+    suite = ET.fromstring(junit.render(report))
+    assert (suite.get("tests"), suite.get("skipped"), suite.get("failures")) == (str(len(HostResult)), "1", str(len(HostResult) - 2))
