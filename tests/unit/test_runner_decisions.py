@@ -11,7 +11,7 @@ from rollout.core import plan as planning, policy
 from rollout.core.errors import RolloutError, StepError
 from rollout.core.report import Report
 from rollout.core.sizes import Size
-from rollout.core.vocabulary import HostResult, Kind, Phase, Result
+from rollout.core.vocabulary import HostResult, Kind, Result
 from rollout.orchestration.batch import BatchResult
 from rollout.orchestration.runner import Runner
 from tests.unit.test_runner_faults import Journal, Out
