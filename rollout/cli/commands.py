@@ -279,3 +279,24 @@ def ui(envs: str, bind: Optional[str] = None, port: Optional[str] = None, truste
 
     serve.run([e for e in envs.split(",") if e], bind=bind or "127.0.0.1", port=arguments.whole(port, "--port", 8765, maximum=65535),
               trusted_header=trusted_header)
+
+
+@exits
+def init(env: str, given: dict) -> None:
+    """Write inventories/ENV.yml from what AWS shows and what is asked (or given as flags), then check it."""
+    from rollout.adapters.aws import Aws
+    from rollout.config import scaffold
+    from rollout.orchestration import init as initializing
+
+    directory = inventory.inventory_dir()
+    initializing.refuse_existing(directory, env)
+    ask = (lambda q: input(f"{q.what} ({q.flag}): ")) if sys.stdin.isatty() else None
+    where = initializing.where_from(env, *(given.get(k) for k in (
+        "region", "endpoint_url", "profile", "stack", "tags", "address", "bastion_tags", "bastion_host", "bastion_address")), ask=ask)
+    answers = scaffold.answers({q.name: given.get(q.name) for q in scaffold.QUESTIONS} | {"signal": given.get("signal"),
+                                                                                          "branch": given.get("branch")}, ask)
+    found = initializing.facts(Aws(where.region, where.endpoint_url, where.profile), where)
+    path = initializing.write(directory, where, found, answers)
+    print(f"{env}: wrote {path} ({len(found.instances)} instances, {len(found.balancers)} balancers found);"
+          f" fab check: inventory valid. Next: fab status --env={env}, then fab deploy --env={env} --dry-run")
+

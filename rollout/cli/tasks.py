@@ -186,7 +186,29 @@ def ui(c, env=None, bind=None, port=None, trusted_header=None, verbose=False, qu
     cli.ui(env, bind=bind, port=port, trusted_header=trusted_header)
 
 
-TASKS = (deploy, status, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui)
+@task(help={"env": "name of the new environment: writes inventories/NAME.yml (required)",
+            "region": "the environment's AWS region (required)",
+            "endpoint-url": "an AWS-compatible endpoint, with its scheme", "profile": "shared-config profile for AWS",
+            "stack": "find the instances through this CloudFormation stack",
+            "tags": "KEY=VALUE,... carried by every instance of the environment (required without --stack)",
+            "address": "instance attribute to connect to (default PrivateIpAddress)",
+            "bastion-tags": "KEY=VALUE,... of the one bastion instance", "bastion-host": "the bastion's address instead",
+            "bastion-address": "the bastion's attribute with --bastion-tags (default PublicIpAddress)",
+            "ssh-user": "SSH user on the hosts", "ssh-key": "private key file", "known-hosts": "known_hosts file",
+            "repository": "the app's git repository", "branch": "deployed without --ref (default main)",
+            "path": "the app's checkout on the hosts", "pid-file": "the app's primary pid file on the hosts",
+            "signal": "sent to the primary on reload: HUP, USR1 or USR2 (default HUP)",
+            "reload-command": "reload command instead of a pid file", "health-port": "port of /health and /version on the hosts"})
+def init(c, env=None, region=None, endpoint_url=None, profile=None, stack=None, tags=None, address=None, bastion_tags=None,
+         bastion_host=None, bastion_address=None, ssh_user=None, ssh_key=None, known_hosts=None, repository=None, branch=None,
+         path=None, pid_file=None, signal=None, reload_command=None, health_port=None, verbose=False, quiet=False):
+    """Write a new environment's commented inventory from what AWS shows and what you answer, then check it."""
+    given = {k: v for k, v in locals().items() if k not in ("c", "env", "verbose", "quiet")}
+    cli = _session(c, verbose, quiet)
+    cli.init(env, given)
+
+
+TASKS = (deploy, status, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui, init)
 
 
 def namespace() -> Collection:
