@@ -1,6 +1,6 @@
 """The IAM actions rollout's own AWS calls need, read from the sandbox moto's request recording.
 
-sandbox/aws.py starts moto with its recorder on (sandbox.topology.MOTO_RECORDING, one JSON
+sandbox/motoserver.py starts moto with its recorder on (sandbox.topology.MOTO_RECORDING, one JSON
 object a line: headers, method, url, body). rollout's clients name themselves in the user agent
 (rollout.adapters.aws.USER_AGENT), so the sandbox's own setup calls and the tests' direct reads are left out.
 """

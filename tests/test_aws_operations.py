@@ -1,6 +1,6 @@
 """Every AWS action rollout takes is in the IAM policies documented in docs/iam/ (docs/security.md).
 
-The sandbox's moto records every request (sandbox/aws.py); rollout's requests carry its user
+The sandbox's moto records every request (sandbox/motoserver.py); rollout's requests carry its user
 agent (tests/awsops.py). One test drives each caller (the deploy tasks, enqueue, the worker, the
 page) and checks its actions against that caller's policies; the other runs after every other
 fleet test of the session (marked session_end; tests/conftest.py orders it) and checks everything rollout did in the
