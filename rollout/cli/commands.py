@@ -32,6 +32,7 @@ from rollout.core.errors import ConfigError, ConnectError, RolloutError, UsageEr
 from rollout.core.plan import Plan
 from rollout.core.report import ReportFiles
 from rollout.orchestration import deploy as deploying
+from rollout.orchestration import recover as recovering
 from rollout.orchestration import status as statuses
 from rollout.orchestration.environment import Environment
 from rollout.state import journal as journals
@@ -178,7 +179,7 @@ def _state(inv) -> dict:
 
 @exits
 def recover(env: str, force: bool = False, report: Optional[str] = None, junit: Optional[str] = None) -> None:
-    deploying.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit))
+    recovering.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit))
 
 
 @exits

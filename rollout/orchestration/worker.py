@@ -28,6 +28,7 @@ from rollout.core.actions import CONTROL, Action, of as action_of
 from rollout.core.errors import NOTHING_CHANGED, ConfigError, RefError, RolloutError, UsageError
 from rollout.core.report import who
 from rollout.orchestration import deploy as deploying
+from rollout.orchestration import recover as recovering
 from rollout.orchestration import publish
 from rollout.state import journal as journals
 from rollout.state import pause as pauses
@@ -167,7 +168,7 @@ def process_one(inv: Inventory, output, wait: int = 20, control: bool = False) -
         return _control(inv, output, req, receipt, store, q)
     if seen and journals.unfinished(store):
         output.line(f"request {req['id']}: its previous worker died mid-rollout; recovering first")
-        deploying.recover(inv, output)
+        recovering.recover(inv, output)
     return _run_request(inv, output, req, receipt, store, q, key)
 
 

@@ -12,7 +12,7 @@ import pytest
 from rollout.apps import git as gitapp
 from rollout.apps import strategies as apps
 from rollout.core.plan import Host
-from rollout.orchestration import deploy
+from rollout.orchestration import preflight
 
 HOSTILE_NAMES = ["plain.js", "with space.js", "new\nline.js", "$(touch PWNED).js", "*.js", "-rf", "quote'.js", "é.js", "[ab].js"]
 
@@ -149,7 +149,7 @@ def host(name, changes=()):
     ([host("h1", [f"?? f{i}" for i in range(8)])], '"?? f4" and 3 more; commit'),
 ])
 def test_drift_message_names_each_host_and_its_files_on_one_line(hosts, expected):
-    message = deploy.drift_message(hosts)
+    message = preflight.drift_message(hosts)
     if expected is None:
         assert message is None
     else:

@@ -251,7 +251,7 @@ def test_the_lock_is_released_and_the_report_written_whatever_recording_the_hist
     plan = Plan(env="test", ref="main", sha="new", hosts=(), batches=(), balancers=(), group=None,
                 suspended_before=frozenset(), to_suspend=(), estimate_seconds=0)
     try:
-        deploy._run(env, Store(), plan, Out(), files, lock=lock)
+        deploy.run_plan(env, Store(), plan, Out(), files, lock=lock)
     except KeyboardInterrupt:
         assert fault is KeyboardInterrupt
     assert released == [True] and len(written) == 1
