@@ -8,6 +8,7 @@ import re
 import resource
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -18,6 +19,8 @@ from sandbox import origin, topology as topo
 ROOT = Path(__file__).resolve().parents[1]
 BASTION_LOG = topo.SSHD_DIR / topo.BASTION_NS / "sshd.log"
 ROLL = re.compile(r"roll finished: \d+ worker\(s\) replaced in (\d+) ms")
+# rollout's plain output: `2026-11-30T06:05:58.367Z deregister h001, h002 (0.02s)`, printed once the batch is out.
+DEREGISTERED = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z deregister ", re.M)
 
 
 def aws(service):
@@ -58,6 +61,14 @@ def reload_times(hosts: list, since: dict[str, int]) -> dict[str, float]:
     return out
 
 
+def first_deregistration(stdout: str, started: float) -> float:
+    """Seconds from `started` (epoch) to the end of the first batch's deregistration, from rollout's timestamped lines."""
+    found = DEREGISTERED.search(stdout)
+    if not found:
+        raise SystemExit(f"no deregister line in rollout's output:\n{stdout[-2000:]}")
+    return datetime.fromisoformat(found.group(1) + "+00:00").timestamp() - started
+
+
 def deploy(hosts: list, inv: Path, report: Path) -> dict:
     """Deploy a new commit with the real `fab`; return the report plus what was measured around it."""
     sha = origin.add_commit(topo.ORIGIN, f"bench {time.time_ns()}")
@@ -65,7 +76,7 @@ def deploy(hosts: list, inv: Path, report: Path) -> dict:
     log_before = BASTION_LOG.read_text()
     env = {**os.environ, "ROLLOUT_INVENTORIES": str(inv), "AWS_EC2_METADATA_DISABLED": "true"}
     env.pop("SLACK_BOT_TOKEN", None)
-    t = time.monotonic()
+    t, started = time.monotonic(), time.time()
     done = subprocess.run([str(ROOT / ".venv/bin/fab"), "deploy", "--env=sandbox", "--yes", f"--report={report}"],
                           cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1200)
     wall = time.monotonic() - t
@@ -76,6 +87,7 @@ def deploy(hosts: list, inv: Path, report: Path) -> dict:
     return {
         "doc": doc,
         "wall": wall,
+        "first_deregistration": first_deregistration(done.stdout, started),
         "reloads": reload_times(hosts, since),
         "bastion_connections": BASTION_LOG.read_text()[len(log_before):].count("Accepted publickey for deploy"),
         # ru_maxrss of waited-for children, in KiB on Linux: the controller is the only one.

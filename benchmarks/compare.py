@@ -151,7 +151,8 @@ def _rollout_child(hosts: list, inv: Path, report: Path) -> dict:
     m = common.deploy(hosts, inv, report)
     return {"sha": m["doc"]["sha"], "wall": m["wall"], "reloads": m["reloads"],
             "bastion_connections": m["bastion_connections"], "peak_rss_mb": m["peak_rss_mb"],
-            "report_total": m["doc"]["duration_seconds"], "report_aws_calls": m["doc"]["aws_calls"]}
+            "report_total": m["doc"]["duration_seconds"], "report_aws_calls": m["doc"]["aws_calls"],
+            "first_out": m["first_deregistration"]}
 
 
 def run_rollout(hosts: list, inv: Path, report: Path) -> dict:
@@ -275,7 +276,8 @@ def main() -> None:
     rr = results["rollout"]
     print(f"  rollout: whole command / app's summed reload {r['wall'] / r['reload']:.2f} (target <= 2.5);"
           f" its own report: total {statistics.median(x['report_total'] for x in rr):.2f}s"
-          f" (from its start, without process start), AWS calls {statistics.median(x['report_aws_calls'] for x in rr):g}")
+          f" (from its start, without process start), AWS calls {statistics.median(x['report_aws_calls'] for x in rr):g},"
+          f" first host out of the ELB {statistics.median(x['first_out'] for x in rr):.2f}s after the command started")
     targets = {"ansible": 30, "mitogen": 25}
     for t in others:
         ratio = s[t]["overhead_per_host"] / r["overhead_per_host"]

@@ -34,6 +34,7 @@ def one_run(hosts: list, inv: Path, report: Path) -> dict:
         "oos_max": max(oos),
         "bastion_connections": m["bastion_connections"],
         "aws_calls": doc["aws_calls"],
+        "first_out": m["first_deregistration"],
     }
 
 
@@ -57,6 +58,7 @@ def main() -> None:
         ("overhead per host (wall, incl. preflight)", "overhead_per_host_wall", "s"),
         ("out of service per host, median", "oos_median", "s"),
         ("out of service per host, max", "oos_max", "s"),
+        ("time to the first deregistration", "first_out", "s"),
         ("bastion TCP connections", "bastion_connections", ""),
         ("AWS API calls", "aws_calls", ""),
     ]
