@@ -2,9 +2,11 @@
 
 Runs its own moto server on a free loopback port (the sandbox is not needed, and no
 host is contacted), creates 1,000 tagged instances behind a classic ELB and an ALB
-target group in an Auto Scaling group, then times the dry run end to end.
+target group in an Auto Scaling group, then times the dry run end to end, alternating
+with a bare boto3 program (BARE: a new Python process, one paginated describe_instances
+with the same filters) against the same server, and prints the difference of each pair.
 
-    .venv/bin/python benchmarks/discovery.py [--instances 1000] [--runs 3]
+    .venv/bin/python benchmarks/discovery.py [--instances 1000] [--runs 5]
 """
 
 from __future__ import annotations
@@ -27,6 +29,14 @@ sys.path.insert(0, str(ROOT))
 
 from rollout.adapters.waiting import WaitTimeout, poll  # noqa: E402
 
+# A bare boto3 discovery, as a program of its own: the floor for `fab deploy --dry-run --no-ssh`.
+BARE = """
+import sys, boto3
+flt = [{"Name": "tag:Deployment", "Values": ["bulk"]}, {"Name": "tag:Stack", "Values": ["app"]},
+       {"Name": "instance-state-name", "Values": ["running"]}]
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1")
+print(sum(len(r["Instances"]) for p in ec2.get_paginator("describe_instances").paginate(Filters=flt) for r in p["Reservations"]))
+"""
 CREDS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_EC2_METADATA_DISABLED": "true"}
 
 
@@ -115,7 +125,7 @@ def inventory(directory: Path, endpoint: str, repo: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", type=int, default=1000)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -129,19 +139,34 @@ def main() -> None:
             make_repo(tmp / "repo")
             inventory(tmp, endpoint, tmp / "repo")
             env = {**os.environ, **CREDS, "ROLLOUT_INVENTORIES": str(tmp)}
-            times = []
-            for _ in range(args.runs):
+            times, bare = [], []
+
+            def timed(argv: list[str]) -> tuple[float, str]:
                 t = time.monotonic()
-                done = subprocess.run([str(ROOT / ".venv/bin/fab"), "deploy", "--env=bulk", "--dry-run", "--no-ssh"],
-                                      cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-                times.append(time.monotonic() - t)
+                done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                took = time.monotonic() - t
                 if done.returncode != 0:
-                    raise SystemExit(f"dry run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-            assert f"to {args.instances} hosts" in done.stdout, done.stdout[:500]
+                    raise SystemExit(f"{argv[:3]} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+                return took, done.stdout
+
+            for run in range(args.runs):  # alternating, each going first in turn
+                for which in (("fab", "bare") if run % 2 == 0 else ("bare", "fab")):
+                    if which == "fab":
+                        took, out = timed([str(ROOT / ".venv/bin/fab"), "deploy", "--env=bulk", "--dry-run", "--no-ssh"])
+                        assert f"to {args.instances} hosts" in out, out[:500]
+                        times.append(took)
+                    else:
+                        took, out = timed([sys.executable, "-c", BARE, endpoint])
+                        assert out.strip() == str(args.instances), out
+                        bare.append(took)
         finally:
             moto.kill()
-    print(f"discovery and planning, {args.instances} instances (`fab deploy --dry-run --no-ssh`, whole command):")
-    print(f"  median {statistics.median(times):.2f}s   runs: {', '.join(f'{x:.2f}' for x in times)}   target: < 5 s")
+    diffs = [a - b for a, b in zip(times, bare)]
+    print(f"discovery and planning, {args.instances} instances, whole commands, {args.runs} alternating pairs:")
+    print(f"  fab deploy --dry-run --no-ssh   median {statistics.median(times):6.2f}s   runs: {', '.join(f'{x:.2f}' for x in times)}")
+    print(f"  bare boto3 describe_instances   median {statistics.median(bare):6.2f}s   runs: {', '.join(f'{x:.2f}' for x in bare)}")
+    print(f"  rollout - bare, per pair        median {statistics.median(diffs):6.2f}s   pairs: {', '.join(f'{x:+.2f}' for x in diffs)}"
+          "   target: <= 0.6 s")
 
 
 if __name__ == "__main__":
