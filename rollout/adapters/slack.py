@@ -10,18 +10,17 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
 from tenacity import retry_if_exception_type, stop_after_attempt, wait_exponential_jitter, Retrying
 
 log = logging.getLogger("rollout.slack")
 
-_RETRY = dict(
-    stop=stop_after_attempt(3),
-    wait=wait_exponential_jitter(multiplier=0.2, max=2),
-    retry=retry_if_exception_type((OSError, SlackClientError)),
-    reraise=True,
-)
+
+def _retrying() -> Retrying:
+    # slack_sdk is imported only where Slack is enabled: elsewhere its 40 ms would be on every command's start.
+    from slack_sdk.errors import SlackClientError
+
+    return Retrying(stop=stop_after_attempt(3), wait=wait_exponential_jitter(multiplier=0.2, max=2),
+                    retry=retry_if_exception_type((OSError, SlackClientError)), reraise=True)
 
 
 class Slack:
@@ -37,6 +36,8 @@ class Slack:
         self.missing_token = config.token_env if config and not token else None
         self.client = None
         if self.enabled:
+            from slack_sdk import WebClient
+
             kwargs = {"base_url": config.api_url.rstrip("/") + "/"} if config.api_url else {}
             self.client = WebClient(token=token, timeout=10, retry_handlers=[], **kwargs)
         self.ts = None
@@ -45,8 +46,10 @@ class Slack:
         self._progress_seq = 0
 
     def _call(self, method: str, **kwargs):
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
         try:
-            for attempt in Retrying(**_RETRY):
+            for attempt in _retrying():
                 with attempt:
                     return getattr(self.client, method)(**kwargs)
         except (SlackApiError, SlackClientError, OSError) as exc:
@@ -92,6 +95,8 @@ class Slack:
 
 
 def _reason(exc: Exception) -> str:
+    from slack_sdk.errors import SlackApiError
+
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error", "unknown error"))
     return type(exc).__name__
