@@ -36,3 +36,15 @@ def test_a_relative_link_leads_to_an_existing_file_and_heading(page, target):
     assert dest.exists(), f"{page.relative_to(ROOT)}: {target}: no such file"
     if anchor:
         assert dest.suffix == ".md" and anchor in anchors(dest), f"{page.relative_to(ROOT)}: {target}: no such heading"
+
+
+# A path in rollout's repository written in backticks; inventories/ are the user's, and CAPITALS are placeholders.
+PATH_IN_TEXT = re.compile(r"`((?:rollout|sandbox|tests|scripts|examples|docs|benchmarks)/[\w./-]*\w)(?:::\w+)?`")
+
+
+def test_every_repository_path_the_docs_name_exists():
+    named = {(page.relative_to(ROOT), p) for page in PAGES for p in PATH_IN_TEXT.findall(page.read_text())
+             if not re.search(r"\b[A-Z]{3,}\b", p)}
+    assert len(named) >= 20
+    gone = sorted(f"{page}: {p}" for page, p in named if not (ROOT / p).exists())
+    assert not gone, "the docs name paths that do not exist (moved or renamed?):\n" + "\n".join(gone)
