@@ -12,12 +12,18 @@ this list and in `AwsGate._answer`:
 - **A stack can be shown in a given status** (`stack_status`: name -> status, e.g.
   UPDATE_IN_PROGRESS). moto's CloudFormation applies a change synchronously, so a stack
   is never seen changing; DescribeStacks answers for those stacks carry the status given.
+- **Instances can be placed in several availability zones** (`zones`: instance id -> zone).
+  moto places an instance in its subnet's zone, and the sandbox's hosts share one subnet
+  (one bridge, fixed addresses), so they all read the same zone; DescribeInstances answers
+  carry the zone given for those instances (`Placement.AvailabilityZone`), as EC2 reports
+  the zone of each instance of a group spread over several subnets.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs
 
 import boto3
@@ -46,9 +52,11 @@ def trusted(policy: dict, external_id: str | None) -> bool:
 class AwsGate(MotoProxy):
     """A proxy to moto enforcing AssumeRole trust and showing chosen stack statuses (see the module docstring)."""
 
-    def __init__(self, upstream: str = topo.MOTO_ENDPOINT, stack_status: dict[str, str] | None = None):
+    def __init__(self, upstream: str = topo.MOTO_ENDPOINT, stack_status: dict[str, str] | None = None,
+                 zones: dict[str, str] | None = None):
         super().__init__(upstream)
         self.stack_status = dict(stack_status or {})
+        self.zones = dict(zones or {})
         self.assumed: list[tuple[str, str]] = []
 
     def _answer(self, method, path, headers, body):
@@ -64,6 +72,8 @@ class AwsGate(MotoProxy):
         if action == "DescribeStacks" and form.get("StackName") in self.stack_status and status == 200:
             data = re.sub(rb"<StackStatus>[A-Z_]+</StackStatus>",
                           f"<StackStatus>{self.stack_status[form['StackName']]}</StackStatus>".encode(), data)
+        if action == "DescribeInstances" and self.zones and status == 200:
+            data = placed(data, self.zones)
         return status, out, data
 
     def _refusal(self, role_arn: str, external_id: str | None) -> str | None:
@@ -80,6 +90,18 @@ class AwsGate(MotoProxy):
         if not trusted(policy, external_id):
             return f"User is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
         return None
+
+
+def placed(xml: bytes, zones: dict[str, str]) -> bytes:
+    """A DescribeInstances answer with each instance in `zones` placed in the zone given."""
+    root = ET.fromstring(xml)
+    ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    ET.register_namespace("", ns.strip("{}"))
+    for item in root.iter(f"{ns}item"):
+        iid, zone = item.find(f"{ns}instanceId"), item.find(f"{ns}placement/{ns}availabilityZone")
+        if iid is not None and zone is not None and iid.text in zones:
+            zone.text = zones[iid.text]
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def account_client(service: str, account_id: str, endpoint: str, region: str = REGION):
