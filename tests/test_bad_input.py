@@ -63,6 +63,7 @@ CASES = [
     ("shell-metacharacters-in-ref", [f"--ref=main;touch {PWNED}"], None, 4, ["not a valid branch, tag or commit SHA"]),
     ("command-substitution-in-ref", [f"--ref=$(touch {PWNED})"], None, 4, ["not a valid"]),
     ("bad-batch", ["--batch=0"], None, 2, ["--batch='0' is not valid"]),
+    ("bad-ramp", ["--batch=1,,50%"], None, 2, ["--batch='1,,50%' is not valid", "or a ramp of them", "(entry 2: '')"]),
     ("unknown-host", ["--hosts=h999"], None, 2, ["no instance of this environment matches h999"]),
     ("unreachable-bastion", [], lambda tmp: bastion_port(2222), 6, ["bastion 198.18.0.10:2222", "cannot connect"]),
     ("unknown-bastion-host-key", [], empty_known_hosts, 7, ["bastion", "host key unknown"]),
@@ -73,6 +74,9 @@ CASES = [
     ("unwritable-junit", ["--junit=/dev/null/j.xml"], None, 2, ["--junit=/dev/null/j.xml cannot be written"]),
     # Inventory values: refused when the file loads, naming the file, line and key (never a flag).
     ("inventory-batch", [], lambda tmp: (lambda d: d.update(batch="lots")), 3, ["sandbox.yml:", "'batch': give a positive count"]),
+    ("inventory-ramp", [], lambda tmp: (lambda d: d.update(batch=[1, "0%"])), 3, ["sandbox.yml:", "'batch'", "(entry 2: '0%')"]),
+    ("inventory-floor", [], lambda tmp: (lambda d: d.update(min_healthy="most")), 3,
+     ["sandbox.yml:", "'min_healthy': give a count of healthy hosts like 3, or a percentage"]),
     ("inventory-max-failures", [], lambda tmp: (lambda d: d.update(max_failures="plenty")), 3, ["'max_failures': give a count"]),
     ("inventory-every-error", [], lambda tmp: (lambda d: d.update(batch="lots", max_failures="plenty")), 3, ["sandbox.yml: 2 errors:"]),
     ("endpoint-url-without-scheme", [], lambda tmp: (lambda d: d["aws"].update(endpoint_url="127.0.0.1:5055")), 3,

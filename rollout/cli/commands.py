@@ -134,7 +134,7 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
            junit: Optional[str] = None, branch: Optional[str] = None, force: bool = False) -> None:
     planning.parse_host_filter(hosts)  # malformed arguments fail before anything is read
-    size = sizes.batch_flag(batch)
+    size = sizes.ramp_flag(batch)
     inv = inventory.load(env)
     if branch is not None:
         if ref is not None or inv.user:
@@ -185,7 +185,7 @@ def recover(env: str, force: bool = False, report: Optional[str] = None, junit: 
 @exits
 def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, yes: bool = False,
              report: Optional[str] = None, junit: Optional[str] = None, force: bool = False) -> None:
-    size = sizes.batch_flag(batch)
+    size = sizes.ramp_flag(batch)
     inv = inventory.load(env)
     to = apps.validate_ref(inv.app, to) if to else None
     deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit),

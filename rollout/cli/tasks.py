@@ -69,7 +69,7 @@ def task(help=None, core_options=(), **kwargs):
 @task(
     help={
         "ref": "branch, tag or SHA to deploy (default: the environment's branch)",
-        "batch": "hosts out of service at once: a count (2) or a percentage (25%); default 1",
+        "batch": "hosts out of service at once: a count (2), a percentage (25%) or a ramp (1,10%,50%: the last repeats); default 1",
         "hosts": "only these instances: comma-separated ids, names or addresses; patterns (web-*) and exclusions (!h003)",
         "dry-run": "print the full plan and change nothing",
         "no-ssh": "with --dry-run: plan from AWS alone, contacting no host (versions unknown)",
@@ -106,7 +106,7 @@ def recover(c, env=None, force=False, report=None, junit=None, verbose=False, qu
 
 
 @task(help={"to": "SHA or ref to return to (default: the previous successful version)",
-            "batch": "hosts out of service at once", "yes": "do not ask for confirmation on a terminal",
+            "batch": "hosts out of service at once: a count, a percentage or a ramp (1,10%,50%)", "yes": "do not ask for confirmation on a terminal",
             "report": "write a JSON report to this path", "junit": "write a JUnit XML summary to this path",
             "force": "discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)"})
 def rollback(c, env=None, to=None, batch=None, yes=False, report=None, junit=None, force=False, verbose=False, quiet=False):

@@ -126,9 +126,16 @@ GitRef = Annotated[str, AfterValidator(_git_ref), WithJsonSchema({"type": "strin
 Tags = dict[Text, str]
 
 _SIZE_JSON = r"^[0-9]+%?$"
-BatchSize = Annotated[Size, PlainValidator(sizes.batch), PlainSerializer(str), WithJsonSchema(
-    {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": _SIZE_JSON}],
-     "description": "hosts per batch: a count (2) or a percentage of the selected hosts (25%)"})]
+BatchRamp = Annotated[sizes.Ramp, PlainValidator(sizes.ramp),
+                     PlainSerializer(lambda r: str(r[0]) if len(r) == 1 else [str(s) for s in r]), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": _SIZE_JSON},
+               {"type": "array", "minItems": 1, "maxItems": sizes.MAX_RAMP,
+                "items": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": _SIZE_JSON}]}}],
+     "description": "hosts per batch: a count (2), a percentage of the selected hosts (25%), or a ramp of them in order"
+                    " ([1, 10%, 50%]), the last one repeating"})]
+Floor = Annotated[Size, PlainValidator(sizes.floor), PlainSerializer(str), WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE_JSON}],
+     "description": "healthy hosts every balancer keeps: a count (3) or a percentage of the environment's hosts (75%)"})]
 FailureBudget = Annotated[Size, PlainValidator(sizes.failures), PlainSerializer(str), WithJsonSchema(
     {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": _SIZE_JSON}],
      "description": "hosts that may fail: a count (0) or a percentage of the selected hosts (10%)"})]
@@ -391,9 +398,12 @@ class Inventory(Model):
     stack: Optional[StackName] = None
     app: App
     health: Health
-    batch: BatchSize = Field(Size(1), json_schema_extra={"default": 1})
+    batch: BatchRamp = Field((Size(1),), json_schema_extra={"default": 1})
     max_failures: FailureBudget = Field(Size(0), json_schema_extra={"default": 0})
     on_failure: Literal["rollback", "stop"] = "rollback"
+    min_healthy: Optional[Floor] = None
+    min_healthy_wait: _seconds(ge=0) = 300
+    batch_by: Literal["host", "zone"] = "host"
     protected: bool = False
     unattended: bool = True
     require_success_in: Optional[EnvName] = None

@@ -8,26 +8,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Protocol
 
-from rollout.core.plan import Host
+from rollout.core import policy
 from rollout.core.sizes import Ramp, Size
 
 
-def ramp_counts(ramp: Ramp, total: int) -> list[int]:
-    """Hosts in each batch when rolling `total` hosts.
+class Host(Protocol):
+    """What these decisions read of a host (rollout.plan.Host)."""
 
-    The ramp's sizes are taken in order and the last one repeats (Ansible's `serial` list). A
-    percentage is of `total`, rounded down; every batch holds at least one host, and the last
-    one what is left.
-    """
-    counts: list[int] = []
-    left = total
-    while left > 0:
-        size = ramp[min(len(counts), len(ramp) - 1)]
-        counts.append(min(max(1, size.of(total)), left))
-        left -= counts[-1]
-    return counts
+    instance_id: str
+    name: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The live capacity floor of a rollout: `hosts` healthy in every balancer (from `min_healthy`),
+    waited for up to `wait` seconds before a batch; `healthy_now` is what each balancer reported
+    healthy when the plan was made (balancer -> count; a balancer not read is left out)."""
+
+    min_healthy: Size
+    hosts: int
+    wait: float
+    healthy_now: tuple[tuple[str, int], ...] = ()
 
 
 def by_zone(hosts: Sequence[Host]) -> list[list[Host]]:
@@ -54,11 +59,18 @@ def cut(hosts: Sequence[Host], ramp: Ramp, zones: bool = False) -> list[tuple[Ho
     for group in (by_zone(hosts) if zones else [list(hosts)]):
         start = 0
         while start < len(group):
-            size = ramp[min(len(batches), len(ramp) - 1)]
-            n = max(1, size.of(total))
+            n = policy.batch_size(ramp, len(batches), total)
             batches.append(tuple(group[start:start + n]))
             start += n
     return batches
+
+
+def within_zone(queue: Sequence[Host], take: int) -> int:
+    """How many of the first `take` hosts of `queue` are in the first one's zone: a batch never spans two zones."""
+    n = 0
+    while n < min(take, len(queue)) and queue[n].zone == queue[0].zone:
+        n += 1
+    return n
 
 
 def floor_hosts(min_healthy: Size, total: int) -> int:
@@ -90,6 +102,14 @@ def refusal(batch: Collection[str], healthy: Mapping[str, Collection[str]], floo
             return (f"{name} reports {len(now)} healthy hosts; taking out {taking} would leave {len(now) - taking},"
                     f" below min_healthy {floor}")
     return None
+
+
+def held(number: int, batch: Sequence[Host], why: str, floor: Floor) -> str:
+    """The stop's reason when the floor held batch `number` past its wait."""
+    names = ", ".join(h.name or h.instance_id for h in batch)
+    return (f"batch {number} ({names}) was not taken out of service: {why}, still after waiting {floor.wait:g}s"
+            f" (min_healthy_wait); hosts already updated keep the new version. Deploy again once the load balancers"
+            f" report enough healthy hosts, or lower min_healthy")
 
 
 def zone_clash(batch: Sequence[Host], out: Sequence[Host]) -> Optional[str]:

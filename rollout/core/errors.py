@@ -58,6 +58,12 @@ class PreflightError(RolloutError):
     exit_code = 8
 
 
+class CapacityFloor(RolloutError):
+    """A batch would leave a balancer with fewer healthy hosts than min_healthy, even after waiting."""
+
+    exit_code = 14
+
+
 class StackNotReady(RolloutError):
     """The environment's CloudFormation stack is changing or broken (*_IN_PROGRESS, *_FAILED, ROLLBACK_*)."""
 

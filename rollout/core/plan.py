@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
-from rollout.core import policy
-from rollout.core.errors import UsageError
+from rollout.core import capacity, policy
+from rollout.core.errors import CapacityFloor, PreflightError, UsageError
 from rollout.core.sizes import Ramp, Size
 
 #: Auto Scaling processes that could launch, terminate or rebalance instances mid-rollout.
@@ -94,6 +94,8 @@ class Plan:
     max_failures: int = 0
     #: What a failure over the budget leads to: "rollback" or "stop".
     on_failure: str = "rollback"
+    by_zone: bool = False  # batch_by: zone: every batch within one availability zone, zone after zone
+    floor: Optional[capacity.Floor] = None  # min_healthy, if set
 
 
 @dataclass(frozen=True)
@@ -146,14 +148,10 @@ def select_hosts(hosts: list[Host], wanted: Optional[HostFilter]) -> list[Host]:
     return chosen
 
 
-def make_batches(hosts: list[Host], ramp: Ramp, total_in_service: int) -> tuple[Batch, ...]:
-    """Split hosts into batches along `ramp`; in_service counts the others still serving."""
-    batches, start = [], 0
-    for size in policy.batch_sizes(ramp, len(hosts), len(hosts)):
-        chunk = tuple(hosts[start : start + size])
-        start += size
-        batches.append(Batch(index=len(batches) + 1, hosts=chunk, in_service=total_in_service - len(chunk)))
-    return tuple(batches)
+def make_batches(hosts: list[Host], ramp: Ramp, total_in_service: int, zones: bool = False) -> tuple[Batch, ...]:
+    """Split hosts into batches along the ramp (zone by zone with `zones`); in_service counts the others still serving."""
+    return tuple(Batch(index=i, hosts=chunk, in_service=total_in_service - len(chunk))
+                 for i, chunk in enumerate(capacity.cut(hosts, ramp, zones), start=1))
 
 
 def estimate(batches: tuple[Batch, ...], balancers: tuple[BalancerFacts, ...], per_host_update: float = 2.0) -> float:
@@ -178,18 +176,28 @@ def build(
     app_steps: tuple[str, ...] = GIT_STEPS,
     max_failures: Size = Size(0),
     on_failure: str = "rollback",
+    by_zone: bool = False,
+    floor: Optional[capacity.Floor] = None,
 ) -> Plan:
-    """The plan for rolling `sha` over `hosts` (already selected and ordered).
+    """The plan for rolling `sha` over `hosts` (already selected and ordered; with `by_zone`, reordered zone by zone).
 
-    `batch` is one size or a ramp of them; `max_failures` becomes a count of `hosts`.
+    `batch` is one size or a ramp of them; `max_failures` becomes a count of `hosts`. PreflightError if
+    `by_zone` meets a host whose zone is unknown; CapacityFloor if `floor` leaves no room for the largest batch.
     """
     if not VERSION.match(sha):
         raise ValueError(f"plan needs a full commit SHA or image digest, got {sha!r}")
     if not hosts:
         raise UsageError(f"no hosts to deploy to in {env}")
     ramp = (batch,) if isinstance(batch, Size) else tuple(batch)
+    if by_zone:
+        if unplaced := capacity.without_zone(hosts):
+            raise PreflightError(f"batch_by: zone, but EC2 reports no availability zone for {', '.join(h.label for h in unplaced)};"
+                                 f" remove batch_by from the inventory or deploy the others with --hosts")
+        hosts = [h for zone in capacity.by_zone(hosts) for h in zone]
     serving = len(hosts) if total_in_service is None else total_in_service
-    batches = make_batches(hosts, ramp, serving)
+    batches = make_batches(hosts, ramp, serving, by_zone)
+    if floor is not None and (why := capacity.never_fits(floor.hosts, serving, [len(b.hosts) for b in batches])):
+        raise CapacityFloor(f"{why}; nothing was changed")
     to_suspend = tuple(p for p in ASG_PROCESSES if p not in suspended_before) if group else ()
     return Plan(
         env=env,
@@ -207,6 +215,8 @@ def build(
         ramp=ramp,
         max_failures=policy.budget(max_failures, len(hosts)),
         on_failure=on_failure,
+        by_zone=by_zone,
+        floor=floor,
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from rollout.core.report import short
+from rollout.core import capacity
 from rollout.core.plan import Plan
+from rollout.core.report import short
+from rollout.core.sizes import ramp_text
 
 
 def render_plan(plan: Plan, console: Console) -> None:
@@ -20,6 +22,8 @@ def render_plan(plan: Plan, console: Console) -> None:
     _table(console, "Instances, in order", ("batch", "instance", "name", "address", "current version"), rows)
     _table(console, "Batches", ("batch", "hosts", "in service during the batch"),
            [(str(b.index), ", ".join(h.name or h.instance_id for h in b.hosts), str(b.in_service)) for b in plan.batches])
+    for line in capacity_lines(plan):
+        console.out(line, highlight=False)
     console.print("Steps per batch: " + " → ".join(plan.steps))
     if plan.balancers:
         _table(console, "Load balancers", ("kind", "name", "draining delay", "healthy after"),
@@ -35,6 +39,28 @@ def render_plan(plan: Plan, console: Console) -> None:
         console.print(f"[yellow]note[/] {note}")
     console.print(f"Estimated duration: about {plan.estimate_seconds:g}s (from draining delays and health thresholds)")
     console.print("Dry run: nothing was changed.")
+
+
+def capacity_lines(plan: Plan) -> list[str]:
+    """The ramp, the zones and the capacity floor, in words."""
+    sizes = ", ".join(str(len(b.hosts)) for b in plan.batches)
+    repeats = " (the last size repeats)" if len(plan.ramp) > 1 else ""
+    lines = [f"Ramp: {ramp_text(plan.ramp).replace(',', ', ')}{repeats}: batches of {sizes}"]
+    if plan.by_zone:
+        zones = [f"{zone[0].zone} ({', '.join(h.name or h.instance_id for h in zone)})" for zone in capacity.by_zone(plan.hosts)]
+        lines.append("Batches by zone, one zone after the other: " + "; ".join(zones))
+    floor = plan.floor
+    if floor is None:
+        lines.append("Capacity floor: none (min_healthy not set)")
+        return lines
+    now = ", ".join(f"{name} {n} healthy now" for name, n in floor.healthy_now) or "no balancer read"
+    lines.append(f"Capacity floor: min_healthy {floor.min_healthy} = {floor.hosts} healthy hosts in every load balancer,"
+                 f" checked before each batch; waits up to {floor.wait:g}s for them, then stops (exit 14). {now}")
+    first = plan.batches[0].hosts if plan.batches else ()
+    short_of = [name for name, n in floor.healthy_now if n - len(first) < floor.hosts]
+    if short_of:
+        lines.append(f"  the first batch would wait now: taking out {len(first)} could leave {', '.join(short_of)} below {floor.hosts}")
+    return lines
 
 
 def _table(console: Console, title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

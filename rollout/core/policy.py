@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from rollout.core.errors import DeployFailed, Interrupted, Paused, RolledBack, RolloutError
+from rollout.core.errors import CapacityFloor, DeployFailed, Interrupted, Paused, RolledBack, RolloutError
 from rollout.core.sizes import Ramp, Size, batch_hosts
 from rollout.core.vocabulary import HostResult, NOT_ROLLED_BACK, Phase, Result, Stop
 
@@ -156,7 +156,7 @@ class Verdict:
 
 
 _STOPPED = {Stop.PAUSED: (Result.PAUSED, Paused), Stop.INTERRUPTED: (Result.INTERRUPTED, Interrupted),
-            Stop.FAILED: (Result.FAILED, DeployFailed)}
+            Stop.FAILED: (Result.FAILED, DeployFailed), Stop.CAPACITY: (Result.FAILED, CapacityFloor)}
 
 
 def verdict(*, phase: Phase, stop: Optional[Stop], why: str = "", on_failure: str = "rollback", env: str = "",

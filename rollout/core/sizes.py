@@ -78,7 +78,7 @@ def batch_hosts(size: Size, total: int) -> int:
     return max(1, min(size.of(total), max(total, 1)))
 
 
-RAMP_HINT = "give a count like 2, a percentage like 25%, or a ramp of them in order like [1, 10%, 50%]"
+RAMP_HINT = f"{BATCH_HINT}, or a ramp of them in order like [1, 10%, 50%]"
 MAX_RAMP = 100
 
 #: Batch sizes in order, the last repeating (Ansible's `serial` list); one size is a ramp of one.

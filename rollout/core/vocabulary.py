@@ -67,3 +67,4 @@ class Stop(StrEnum):
     PAUSED = "paused"             # the environment was paused
     INTERRUPTED = "interrupted"   # Ctrl-C or SIGTERM
     LOCK_LOST = "lock_lost"       # another run took the lock over
+    CAPACITY = "capacity"         # a batch would break the capacity floor (min_healthy), still after waiting

@@ -16,7 +16,7 @@ from rollout.core import plan as planning
 from rollout.core.errors import PreflightError, UsageError
 from rollout.core.planview import render_plan
 from rollout.core.report import Report, ReportFiles
-from rollout.core.sizes import Size
+from rollout.core.sizes import Ramp, Size
 from rollout.core.vocabulary import Result
 from rollout.orchestration.environment import Environment
 from rollout.orchestration.preflight import preflight
@@ -73,7 +73,7 @@ def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files:
                 files.write(report, output.warn)
 
 
-def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Size] = None, hosts=None, dry_run=False, confirm=None,
+def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, hosts=None, dry_run=False, confirm=None,
            files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False) -> Optional[Report]:
     """Deploy `ref` (checked: apps.validate_ref) to the environment; return the report (None for a dry run).
     `batch` overrides the inventory's.
@@ -124,7 +124,7 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     return before["ref"], before["sha"]
 
 
-def rollback(inv: Inventory, output, *, to: Optional[apps.Ref] = None, batch: Optional[Size] = None, confirm=None,
+def rollback(inv: Inventory, output, *, to: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, confirm=None,
              files: ReportFiles = ReportFiles(), force: bool = False) -> Optional[Report]:
     """Deploy the previous successful version (or `to`) through the same rolling path; `force` as for deploy."""
     ref, sha = rollback_target(open_store(inv), to)

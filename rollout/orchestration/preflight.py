@@ -7,14 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
+from rollout.adapters.balancers import healthy_members
 from rollout.adapters.health import short
 from rollout.apps import strategies as apps
 from rollout.apps.strategies import tail
 from rollout.config import inventory
+from rollout.core import capacity
 from rollout.core import personal
 from rollout.core import plan as planning
 from rollout.core.errors import Drift, LockHeld, PreflightError, RefError
-from rollout.core.sizes import Size
+from rollout.core.sizes import Ramp
 from rollout.orchestration.environment import Environment
 from rollout.state import journal as journals
 from rollout.state import lock as locks
@@ -112,7 +114,7 @@ def drift_message(hosts: list, per_host: int = 5) -> Optional[str]:
               " to discard them")
 
 
-def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Ref], batch: Optional[Size], hosts: Optional[str],
+def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Ref], batch: Optional[Ramp], hosts: Optional[str],
               fetch: bool, sha: Optional[str] = None, ssh: bool = True, discard: bool = False) -> planning.Plan:
     """Check everything a rollout needs and return its plan; change nothing on the fleet.
 
@@ -144,17 +146,22 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
             require_success(inv.require_success_in, sha, ref)
         if versions is not None:
             selected = versions.result()
-        facts, members, suspended = read.result()
+        facts, members, healthy, suspended = read.result()
     drift = drift_message(selected)
     if drift and not discard:
         raise Drift(drift)
     ids = {h.instance_id for h in all_hosts}
     notes = tuple(planning.membership_differences(ids, members))
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
+    floor = None
+    if inv.min_healthy is not None:
+        floor = capacity.Floor(inv.min_healthy, capacity.floor_hosts(inv.min_healthy, len(all_hosts)), inv.min_healthy_wait,
+                               tuple((name, len(up)) for name, up in healthy.items()))
     return planning.build(
         env=inv.name, ref=ref, sha=sha, hosts=selected, batch=batch or inv.batch,
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
         total_in_service=serving, notes=notes, app_steps=app.steps, max_failures=inv.max_failures, on_failure=inv.on_failure,
+        by_zone=inv.batch_by == "zone", floor=floor,
     )
 
 
@@ -178,7 +185,10 @@ def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
 
 
 def _read_balancers(env: Environment, balancers: list) -> tuple:
-    """(facts, members by balancer, processes suspended before): one read of each balancer and the group."""
+    """(facts, members by balancer, healthy members by balancer, processes suspended before): one read
+    of each balancer and the group."""
     facts = tuple(lb.facts() for lb in balancers)
-    members = {f"{lb.kind} {lb.name}": set(lb.members()) for lb in balancers}
-    return facts, members, env.group.suspended() if env.group else frozenset()
+    states = {f"{lb.kind} {lb.name}": (lb.kind, lb.members()) for lb in balancers}
+    members = {name: set(m) for name, (_, m) in states.items()}
+    healthy = {name: healthy_members(kind, m) for name, (kind, m) in states.items()}
+    return facts, members, healthy, env.group.suspended() if env.group else frozenset()

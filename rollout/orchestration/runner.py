@@ -16,12 +16,14 @@ from typing import Callable, Optional
 
 from rollout.adapters import hooks, smoke
 from rollout.adapters.interrupts import StopRequest
-from rollout.core import messages, policy
+from rollout.adapters.waiting import Cancelled
+from rollout.core import capacity, messages, policy
 from rollout.core import recovery as recoveries
 from rollout.core.errors import DeployFailed, Interrupted, LockLost, LockUnproven, RolloutError
 from rollout.core.plan import Host, Plan
 from rollout.core.report import HostRecord, Report, now_iso
 from rollout.core.vocabulary import NOT_ROLLED_BACK, HostResult, Kind, Phase, Result, Stop
+from rollout.orchestration import floor
 from rollout.orchestration.batch import Batches
 from rollout.orchestration.suspension import Suspension
 
@@ -47,6 +49,7 @@ class Runner:
         self.out_of_service = out_of_service
         self.forward = Phase.RECOVER if recovering else Phase.DEPLOY
         self.failures = 0
+        self.deployed: list[list[Host]] = []  # the deploy's batches, in order: a rollback returns them last first
         self._slack_head = ""
         self.held = Suspension(env, plan, report, output, self._journal, self._fence, recovering)
         self.batches = Batches(env, plan, report, output, journal=self._journal, fence=self._fence, stop=self.stop, lock=lock)
@@ -143,7 +146,8 @@ class Runner:
         if self.forward is Phase.DEPLOY and stop and policy.rolls_back(stop, self.plan.on_failure, len(updated)):
             self.out.line(f"rolling back {len(updated)} updated host(s) to their previous versions: {why}")
             self.env.slack.progress(messages.rolling_back(self.inv.name, len(updated), why))
-            back = self._roll(updated, lambda h: h.version, Phase.ROLLBACK)
+            batches = capacity.rollback_batches(self.deployed, {h.instance_id for h in updated})
+            back = self._roll([h for b in batches for h in b], lambda h: h.version, Phase.ROLLBACK, [len(b) for b in batches])
             rolled_back, rollback_why = back is None, back[1] if back else ""
         verdict = policy.verdict(phase=self.forward, stop=stop, why=why, on_failure=self.plan.on_failure, env=self.inv.name,
                                  failures=self.failures, allowed=self.plan.max_failures, rolled_back=rolled_back,
@@ -154,14 +158,19 @@ class Runner:
         self.report.result = verdict.result
         return verdict.error(verdict.why) if verdict.error else None
 
-    def _roll(self, hosts: list[Host], target: Callable[[Host], str], phase: Phase) -> Optional[tuple[Stop, str]]:
-        """Update hosts batch by batch as the policy decides; (stop, why) if it had to stop, None when all were done."""
+    def _roll(self, hosts: list[Host], target: Callable[[Host], str], phase: Phase,
+              sizes: Optional[list[int]] = None) -> Optional[tuple[Stop, str]]:
+        """Update hosts batch by batch as the policy decides; (stop, why) if it had to stop, None when all were done.
+
+        `sizes` are the batch sizes to take (a rollback's), instead of the plan's ramp.
+        """
         queue, left_out, done, total = deque(hosts), [], 0, len(self.plan.hosts)
         while queue:
             interrupted = self.stop.reason if self.stop.requested else None
             lost = self.lock.lost if self.lock is not None else None
+            size = sizes[min(done, len(sizes) - 1)] if sizes else policy.batch_size(self.plan.ramp, done, total)
             nxt = policy.next_batch(
-                phase=phase, queue=[h.instance_id for h in queue], size=policy.batch_size(self.plan.ramp, done, total),
+                phase=phase, queue=[h.instance_id for h in queue], size=size,
                 left_out=len(left_out), out_of_service=self.out_of_service, done=self.batches.number, env=self.inv.name,
                 interrupted=interrupted, lock_lost=lost,
                 paused=self.paused() if policy.stoppable(phase) and not interrupted and not lost else None)
@@ -169,7 +178,19 @@ class Runner:
                 raise LockLost.to(nxt.why)
             if nxt.stop:
                 return nxt.stop, nxt.why
-            batch = [queue.popleft() for _ in range(nxt.take)]
+            take = capacity.within_zone(list(queue), nxt.take) if self.plan.by_zone else nxt.take
+            head = list(queue)[:take]
+            if self.plan.by_zone and (why := capacity.zone_clash(head, left_out)):
+                return Stop.FAILED, why
+            if phase is Phase.DEPLOY and self.plan.floor is not None:
+                try:
+                    held = floor.hold(self.env.balancers, head, self.plan.floor, say=self.out.line,
+                                      cancelled=lambda: self.stop.requested or bool(self.lock and self.lock.lost))
+                except Cancelled:
+                    continue  # the policy now stops on the signal or the lost lock
+                if held:
+                    return Stop.CAPACITY, capacity.held(self.batches.number + 1, head, held, self.plan.floor)
+            batch = [queue.popleft() for _ in range(take)]
             if phase is Phase.ROLLBACK and (unreachable := self.batches.unreachable(batch)):
                 # Never take a host out of service that we cannot then update.
                 for h in unreachable:
@@ -178,6 +199,8 @@ class Runner:
                 if not batch:
                     continue
             done += 1
+            if phase is Phase.DEPLOY:
+                self.deployed.append(batch)
             result = self.batches.run(batch, target, phase)
             left_out += result.left_out
             self.failures += len(result.errors)

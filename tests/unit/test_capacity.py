@@ -2,8 +2,7 @@
 
 import pytest
 
-from rollout.core import capacity
-from rollout.core import sizes
+from rollout.core import capacity, policy, sizes
 from rollout.core.errors import UsageError
 from rollout.core.plan import Host
 from rollout.core.sizes import Size
@@ -31,7 +30,7 @@ def names(batches) -> list[list[str]]:
     ("5", 0, []),
 ])
 def test_a_ramp_takes_its_sizes_in_order_and_repeats_the_last(ramp, total, counts):
-    assert capacity.ramp_counts(sizes.ramp_flag(ramp), total) == counts
+    assert policy.batch_sizes(sizes.ramp_flag(ramp), total, total) == counts
 
 
 @pytest.mark.parametrize("value,ramp", [
@@ -178,3 +177,52 @@ def test_discovery_reads_each_instance_zone_from_its_placement():
     ]}]
     found = discovery.as_hosts(discovery.parse_instances(reservations, "PrivateIpAddress"))
     assert [(h.name, h.zone) for h in found] == [("h1", "eu-west-1a"), ("h2", "eu-west-1b"), ("h3", "")]
+
+
+@pytest.mark.parametrize("zones,take,expected", [("aabb", 4, 2), ("aabb", 1, 1), ("abab", 3, 1), ("aaaa", 3, 3), ("a", 5, 1)])
+def test_a_batch_stops_at_the_end_of_its_zone(zones, take, expected):
+    assert capacity.within_zone(hosts(len(zones), zones), take) == expected
+
+
+class Balancer:
+    """A balancer whose members' states change with each read (the boundary, faked to test the waiting)."""
+
+    def __init__(self, kind, name, readings):
+        self.kind, self.name, self.readings, self.reads = kind, name, list(readings), 0
+
+    def members(self):
+        self.reads += 1
+        return self.readings[min(self.reads, len(self.readings)) - 1]
+
+
+UP4 = {f"i-{i}": "UP" for i in range(1, 5)}
+H4_DOWN = {**UP4, "i-4": "DOWN"}
+
+
+@pytest.mark.parametrize("readings,wait,held,reads,waited", [
+    ([UP4], 10, False, 1, False),                        # room now: one read, no wait
+    ([H4_DOWN, H4_DOWN, UP4], 10, False, 3, True),       # the outside host recovers while the batch waits
+    ([H4_DOWN], 3, True, None, True),                    # it does not: held, with the reason
+    ([H4_DOWN], 0, True, 2, False),                      # no wait at all: held after a second read
+])
+def test_the_floor_waits_for_capacity_then_holds_the_batch(readings, wait, held, reads, waited):
+    from rollout.orchestration import floor
+
+    lb, elb = Balancer("haproxy", "app", readings), Balancer("elb", "web", [{i: "InService" for i in UP4}])
+    said, slept = [], []
+    got = floor.hold([lb, elb], hosts(1), capacity.Floor(Size(3), 3, wait), say=said.append, sleep=slept.append)
+    if held:
+        assert got == "haproxy app reports 3 healthy hosts; taking out 1 would leave 2, below min_healthy 3"
+        assert said and said[0].startswith(f"waiting up to {wait:g}s for capacity before taking out h1: haproxy app")
+    else:
+        assert got is None
+    if reads is not None:
+        assert lb.reads == reads and elb.reads == reads, "one read per balancer per look, never per host"
+    assert lb.reads == elb.reads and bool(slept) == waited
+
+
+def test_a_held_batch_says_which_and_why():
+    why = capacity.held(3, hosts(2), "haproxy app reports 3 healthy hosts; taking out 2 would leave 1, below min_healthy 2",
+                        capacity.Floor(Size(50, True), 2, 60))
+    assert why.startswith("batch 3 (h1, h2) was not taken out of service: haproxy app reports 3 healthy hosts;")
+    assert "still after waiting 60s (min_healthy_wait); hosts already updated keep the new version" in why

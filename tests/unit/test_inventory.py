@@ -131,11 +131,12 @@ def test_values_are_typed_once_when_loaded(tmp_path):
     _text(tmp_path, "typed", [("max_failures: 0", "max_failures: 10%\nbatch: 25%"), ("  timeout: 20", "  timeout: 2m"),
                               ("  lock_ttl: 10", "  lock_ttl: 90s"), ("  visibility_timeout: 10", "  visibility_timeout: 15m")])
     inv = inventory.load("typed", tmp_path)
-    assert inv.batch == Size(25, percent=True) and inv.max_failures == Size(10, percent=True)
-    assert (inv.batch.of(8), inv.max_failures.of(25)) == (2, 2)
+    assert inv.batch == (Size(25, percent=True),) and inv.max_failures == Size(10, percent=True)
+    assert (inv.batch[0].of(8), inv.max_failures.of(25)) == (2, 2)
     assert (inv.health.timeout, inv.state.lock_ttl, inv.queue.visibility_timeout) == (120.0, 90.0, 900)
     plain = inventory.load("sandbox", Path(__file__).parents[2] / "inventories")
-    assert (plain.batch, plain.max_failures) == (Size(1), Size(0))
+    assert (plain.batch, plain.max_failures) == ((Size(1),), Size(0))
+    assert (plain.min_healthy, plain.min_healthy_wait, plain.batch_by) == (None, 300, "host")
 
 
 def test_internal_keys_are_unknown_keys(tmp_path):
@@ -169,3 +170,26 @@ def test_a_value_given_twice_is_blamed_where_yaml_takes_it_from_the_last(tmp_pat
     last = 1 + (tmp_path / "bad.yml").read_text().splitlines().index("max_failures: plenty")
     assert [p.split(":")[1] for p in exc.value.problems] == [str(last), str(last)]
     assert "given twice" in exc.value.problems[0] and "(got 'plenty')" in exc.value.problems[1]
+
+
+def test_a_ramp_a_floor_and_zones_are_typed_once_when_loaded(tmp_path):
+    _text(tmp_path, "ramped", [("max_failures: 0", "max_failures: 0\nbatch: [1, 10%, 50%]\nmin_healthy: 75%\n"
+                                                   "min_healthy_wait: 2m\nbatch_by: zone")])
+    inv = inventory.load("ramped", tmp_path)
+    assert inv.batch == (Size(1), Size(10, percent=True), Size(50, percent=True))
+    assert (inv.min_healthy, inv.min_healthy_wait, inv.batch_by) == (Size(75, percent=True), 120.0, "zone")
+
+
+@pytest.mark.parametrize("line,message", [
+    ("batch: []", "'batch': give a positive count like 2 or a percentage like 25%, or a ramp of them in order like [1, 10%, 50%]; the list is empty"),
+    ("batch: [1, 0]", "'batch': give a positive count like 2 or a percentage like 25%, or a ramp of them in order like [1, 10%, 50%] (entry 2: 0)"),
+    ("min_healthy: most", "'min_healthy': give a count of healthy hosts like 3, or a percentage of the environment's hosts like 75%"),
+    ("min_healthy: 120%", "'min_healthy': give a count of healthy hosts like 3"),
+    ("min_healthy_wait: soon", "'min_healthy_wait': expected seconds"),
+    ("batch_by: rack", "'batch_by'"),
+])
+def test_a_bad_ramp_floor_or_batch_by_names_the_key(tmp_path, line, message):
+    _text(tmp_path, "bad", [("max_failures: 0", f"max_failures: 0\n{line}")])
+    with pytest.raises(ConfigError) as exc:
+        inventory.load("bad", tmp_path)
+    assert message in str(exc.value), str(exc.value)

@@ -79,9 +79,9 @@ RUNS = {
     "every host updated": (
         (4, 2, 0, "rollback", {}, ""),
         ([("deploy", ["h1", "h2"]), ("deploy", ["h3", "h4"])], ["batch 1 of 2", "batch 2 of 2"], Result.SUCCEEDED, 0)),
-    "a failure over the budget rolls the updated hosts back, in plan order, batch by batch": (
+    "a failure over the budget rolls the updated hosts back in reverse order, the last batch first": (
         (4, 2, 0, "rollback", {"deploy": {"h3": True}}, ""),
-        ([("deploy", ["h1", "h2"]), ("deploy", ["h3", "h4"]), ("rollback", ["h1", "h2"]), ("rollback", ["h4"])],
+        ([("deploy", ["h1", "h2"]), ("deploy", ["h3", "h4"]), ("rollback", ["h4"]), ("rollback", ["h2", "h1"])],
          ["batch 1 of 2", "batch 2 of 2"], Result.ROLLED_BACK, 9)),
     "a host left out within the budget: later batches one smaller, labels count them": (
         (4, 2, 1, "rollback", {"deploy": {"h1": False}}, ""),
@@ -92,7 +92,7 @@ RUNS = {
         ([("deploy", ["h1", "h2"])], ["batch 1 of 2"], Result.FAILED, 1)),
     "a rollback that leaves a host out is no clean rollback": (
         (4, 2, 0, "rollback", {"deploy": {"h3": True}, "rollback": {"h1": False}}, ""),
-        ([("deploy", ["h1", "h2"]), ("deploy", ["h3", "h4"]), ("rollback", ["h1", "h2"]), ("rollback", ["h4"])],
+        ([("deploy", ["h1", "h2"]), ("deploy", ["h3", "h4"]), ("rollback", ["h4"]), ("rollback", ["h2", "h1"])],
          ["batch 1 of 2", "batch 2 of 2"], Result.FAILED, 1)),
     "interrupted after batch 1: nothing rolled back": (
         (4, 2, 0, "rollback", {}, "SIGTERM"),

@@ -38,6 +38,21 @@ class Balancer(Protocol):
         """Return once the balancer reports every host healthy; raise WaitTimeout otherwise."""
 
 
+#: The state each kind of balancer reports for a member that passes its checks and takes traffic.
+HEALTHY = {"elb": "InService", "alb": "healthy", "haproxy": "UP"}
+
+
+def healthy_members(kind: str, members: dict[str, str]) -> frozenset[str]:
+    """The members (as `Balancer.members` returns them) that a balancer of `kind` reports healthy."""
+    return frozenset(member for member, state in members.items() if state == HEALTHY[kind])
+
+
+def healthy(lb: Balancer) -> frozenset[str]:
+    """Members `lb` reports healthy now, whoever made the others unhealthy: one read of the balancer
+    (ELB DescribeInstanceHealth, ALB DescribeTargetHealth, HAProxy `show servers state`)."""
+    return healthy_members(lb.kind, lb.members())
+
+
 def build(specs, aws, fleet, hosts: list[Host]) -> list[Balancer]:
     """Adapters for the inventory's load_balancers entries."""
     from rollout.adapters.balancers.alb import TargetGroup
