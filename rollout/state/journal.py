@@ -9,7 +9,9 @@ Also the history of finished runs, which `history` and `rollback` read.
 
 The state table (`state.table`, string keys `pk` and `sk`, made by `fab setup`) holds one
 partition per environment, `pk = "env#NAME"`, with one item per kind of record, `sk`: `lock`,
-`pause`, `active`, `journal#RUN#SEQ` and `run#STARTED#RUN` (the history). A run writes these
+`pause`, `active`, `journal#RUN#SEQ` and `run#STARTED#RUN` (the history); the queue adds
+`request#ID` (each request's outcome, which `enqueue --wait` reads) and `action#AT#ID` (the worker's
+action log), and a worker with --status-every `status` and `progress` (what the page shows). A run writes these
 journal records in order (`rollout.core.vocabulary.Kind`; the runner writes them and `recovery.assess` reads them):
 - `start`: run id, ref, SHA, batch size, who, and every planned host with its current version
   and its target; written together with the `active` item, which marks the unfinished run.
