@@ -74,3 +74,12 @@ def test_the_ci_page_says_what_to_do_on_every_exit_code():
             low, _, high = part.strip().partition("–")
             listed |= set(range(int(low), int(high or low) + 1))
     assert listed == set(documented_table()), f"docs/ci.md's exit-code list ({sorted(listed)}) must name every code of docs/tasks.md"
+
+
+def test_the_readme_summary_names_every_exit_code():
+    from tests.test_exit_codes import documented_table
+
+    summary = README.split("Exit codes are a contract for CI:", 1)[1].split("\n\n", 1)[0]
+    named = {int(n) for n in re.findall(r"\b(\d+)\b", summary)}
+    named |= {c for low, high in re.findall(r"\b(\d+) to (\d+)\b", summary) for c in range(int(low), int(high) + 1)}
+    assert named == set(documented_table()), f"the README's exit-code summary must name every code: {sorted(named)}"
