@@ -20,6 +20,9 @@ class Balancer(Protocol):
     def members(self) -> dict[str, str]:
         """Registered instance id -> state as the balancer reports it."""
 
+    def registered(self) -> set[str]:
+        """The registered instance ids, read as cheaply as the balancer allows (no states)."""
+
 
     def deregister(self, hosts: list[Host]) -> None:
         """Stop sending new traffic to the hosts (one call for the batch)."""

@@ -55,6 +55,9 @@ class TargetGroup:
                 self._ports.setdefault(d["Target"]["Id"], d["Target"]["Port"])
         return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in descs}
 
+    def registered(self) -> set[str]:
+        return set(self.members())  # DescribeTargetHealth is the only listing of a target group
+
 
     def _targets(self, hosts: list[Host]) -> list[dict]:
         if not self._ports and self.port is None:

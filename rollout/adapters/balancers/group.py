@@ -30,7 +30,7 @@ class BalancerGroup:
 
         def one(i: int, lb) -> None:
             if i not in self._members:
-                self._members[i] = set(lb.members())
+                self._members[i] = lb.registered()
             present = [h for h in hosts if h.instance_id in self._members[i]]
             if present:
                 lb.deregister(present)

@@ -160,6 +160,9 @@ class HaproxyBackend:
         """Instance id (or 'address:A' for a server matching no instance) -> state."""
         return {self._id(r): describe_state(r) for r in self._rows()}
 
+    def registered(self) -> set[str]:
+        return set(self.members())
+
 
     def _id(self, row: dict) -> str:
         return self._ids.get(row["srv_addr"], f"address:{row['srv_addr']}")
