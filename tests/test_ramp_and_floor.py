@@ -9,6 +9,7 @@ they really happened.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -137,6 +138,30 @@ def test_a_host_made_unhealthy_from_outside_makes_the_floor_refuse_a_batch(healt
         assert result.failures == 0, result.summary()
     history = json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=1").stdout)
     assert history[0]["exit_code"] == 14
+
+
+def test_the_floor_waits_for_a_host_to_recover_then_the_rollout_goes_on(healthy_fleet, new_commit, tmp_path):
+    inv = f.write_inventory(tmp_path / "inv", lambda d: d.update(min_healthy=3, min_healthy_wait="60s"))
+    with out_of_service() as samples:
+        with unhealthy_from_outside("h004"):
+            deploy = subprocess.Popen([f.FAB, "deploy", "--env=sandbox", "--yes", f"--ref={new_commit}"], cwd=f.ROOT,
+                                      env=f.fab_env(inventories=inv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                # The run holds the lock and waits before its first batch: nothing is out but h004.
+                f.wait_until(lambda: f.state("lock") or deploy.poll() is not None, 60, "the rollout to take its lock")
+                assert deploy.poll() is None, "".join(deploy.communicate())
+                f.wait_until(lambda: len(samples) > 50, 10, "samples while the batch waits")
+                assert set().union(*samples) == {"h004"}, "no batch went out while the floor held it"
+            except BaseException:
+                deploy.kill()
+                raise
+        # h004 answers its checks again: the batch goes out, and so do the others.
+        out, err = deploy.communicate(timeout=120)
+    assert deploy.returncode == 0, out + err
+    assert "waiting up to 60s for capacity before taking out h001: haproxy app reports 3 healthy hosts;" in out, out
+    assert [s for s in episodes(samples) if s != {"h004"}] == [{"h001"}, {"h002"}, {"h003"}], samples
+    f.assert_fleet_serves(new_commit)
 
 
 def test_a_zone_by_zone_rollout_never_has_two_zones_out_at_once(healthy_fleet, new_commit, tmp_path):

@@ -226,3 +226,34 @@ def test_a_held_batch_says_which_and_why():
                         capacity.Floor(Size(50, True), 2, 60))
     assert why.startswith("batch 3 (h1, h2) was not taken out of service: haproxy app reports 3 healthy hosts;")
     assert "still after waiting 60s (min_healthy_wait); hosts already updated keep the new version" in why
+
+
+def test_the_plan_view_shows_the_ramp_the_zones_and_the_floor():
+    from rollout.core import plan as planning
+    from rollout.core.planview import capacity_lines
+
+    sha = "b" * 40
+    floor = capacity.Floor(Size(50, True), 2, 120, (("elb web", 4), ("haproxy app", 2)))
+    p = planning.build(env="e", ref="main", sha=sha, hosts=hosts(4, "abab"), batch=sizes.ramp([1, "50%"]), balancers=(),
+                       group=None, suspended_before=frozenset(), by_zone=True, floor=floor)
+    assert capacity_lines(p) == [
+        "Ramp: 1, 50% (the last size repeats): batches of 1, 1, 2",
+        "Batches by zone, one zone after the other: eu-west-1a (h1, h3); eu-west-1b (h2, h4)",
+        "Capacity floor: min_healthy 50% = 2 healthy hosts in every load balancer, checked before each batch;"
+        " waits up to 120s for them, then stops (exit 14). elb web 4 healthy now, haproxy app 2 healthy now",
+        "  the first batch would wait now: taking out 1 could leave haproxy app below 2",
+    ]
+    plain = planning.build(env="e", ref="main", sha=sha, hosts=hosts(3), batch=Size(2), balancers=(), group=None,
+                           suspended_before=frozenset())
+    assert capacity_lines(plain) == ["Ramp: 2: batches of 2, 1", "Capacity floor: none (min_healthy not set)"]
+
+
+def test_a_plan_by_zone_needs_every_zone_and_a_floor_that_fits():
+    from rollout.core import plan as planning
+    from rollout.core.errors import CapacityFloor, PreflightError
+
+    build = dict(env="e", ref="main", sha="b" * 40, balancers=(), group=None, suspended_before=frozenset())
+    with pytest.raises(PreflightError, match=r"batch_by: zone, but EC2 reports no availability zone for h9 \(10.0.0.9\)"):
+        planning.build(hosts=hosts(2, "ab") + [Host("i-9", "10.0.0.9", "h9")], batch=Size(1), by_zone=True, **build)
+    with pytest.raises(CapacityFloor, match="min_healthy keeps 4 of 4 hosts healthy, which leaves no room for a batch of 1"):
+        planning.build(hosts=hosts(4), batch=Size(1), floor=capacity.Floor(Size(4), 4, 0), **build)
