@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 import yaml
 
@@ -61,3 +64,24 @@ def test_bad_init_input_is_one_line_with_its_code(fleet, tmp_path, args, code, w
     lines = done.stderr.strip().splitlines()
     assert done.returncode == code and len(lines) == 1 and lines[0].startswith("rollout: ") and words in lines[0], done.stderr
     assert not (inv / "bad.yml").exists()
+
+
+def test_on_a_terminal_init_asks_for_what_aws_cannot_tell(fleet, tmp_path):
+    inv = tmp_path / "inventories"
+    replies = ["Role=bastion,Deployment=sandbox", "deploy", f"{topo.STATE_DIR}/ssh/id_ed25519", f"{topo.STATE_DIR}/ssh/known_hosts",
+               str(topo.ORIGIN), str(topo.APP_DIR), "", f"kill -HUP $(cat {topo.APP_PID_FILE})", "14000"]
+    master, slave = os.openpty()
+    try:
+        proc = subprocess.Popen([f.FAB, "init", "--env=asked", *AWS, "--tags=Stack=app,Deployment=sandbox", "--bastion-address=PrivateIpAddress"],
+                                cwd=f.ROOT, env=f.fab_env(None, inv), stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.write(master, ("\n".join(replies) + "\n").encode())
+        out, err = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, out + err
+    for words in ("bastion's tags", "SSH user", "pid file", "reload command", "port on each host"):
+        assert words in out, out
+    data = yaml.safe_load((inv / "asked.yml").read_text())
+    assert data["bastion"]["tags"] == {"Role": "bastion", "Deployment": "sandbox"} and data["ssh"]["user"] == "deploy"
+    assert data["app"]["reload"] == {"command": f"kill -HUP $(cat {topo.APP_PID_FILE})"} and data["health"]["port"] == 14000
