@@ -240,6 +240,8 @@ VERDICTS = {
         dict(phase=D, stop=Stop.PAUSED, why="prod was paused", left_out=["h1"]),
         (Result.PAUSED, 11, "prod was paused; out of the load balancers: h1")),
     "interrupted": (dict(phase=D, stop=Stop.INTERRUPTED, why="interrupted by SIGINT"), (Result.INTERRUPTED, 130, "interrupted")),
+    "held at the capacity floor: nothing rolled back, exit 14": (
+        dict(phase=D, stop=Stop.CAPACITY, why="before batch 2", on_failure="stop"), (Result.FAILED, 14, "before batch 2")),
     "interrupted with on_failure=rollback does not roll back": (
         dict(phase=D, stop=Stop.INTERRUPTED, why="interrupted by SIGTERM", on_failure="rollback"), (Result.INTERRUPTED, 130, "inter")),
     "a recovery that restored every host": (dict(phase=RC, stop=None), (Result.RECOVERED, 0, "")),
@@ -261,6 +263,13 @@ def test_failures_within_the_budget_are_a_warning():
     v = policy.verdict(phase=D, stop=None, failures=1, allowed=2)
     assert v.warning == "1 host(s) failed within max_failures=2; they run their previous version"
     assert policy.verdict(phase=D, stop=None).warning == ""
+
+
+@pytest.mark.parametrize("stop", [s for s in Stop if s is not Stop.LOCK_LOST])
+@pytest.mark.parametrize("on_failure", ["rollback", "stop"])
+def test_every_stop_kind_has_a_result_and_an_exit_code(stop, on_failure):
+    v = policy.verdict(phase=D, stop=stop, why="why", on_failure=on_failure, rolled_back=None)
+    assert v.result not in (Result.RUNNING, Result.SUCCEEDED) and v.exit_code != 0
 
 
 def test_a_lost_lock_is_never_judged_as_a_verdict():
