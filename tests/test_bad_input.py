@@ -108,6 +108,21 @@ def test_bad_input_is_refused_clearly_and_touches_nothing(fleet, tmp_path, args,
     assert f.snapshot() == before
 
 
+def test_preflight_names_every_unreachable_host_in_one_run(fleet, tmp_path):
+    """Two hosts whose SSH port (from -S ssh_config) answers nothing: one line names both, exit 6, nothing touched."""
+    down = [h for h in topo.hosts(4) if h.name in ("h002", "h003")]
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host {' '.join(h.address for h in down)}\n  Port 2222\n")
+    before = f.snapshot()
+    done = f.fab("-S", str(config), "deploy", "--env=sandbox", "--yes", inventories=f.write_inventory(tmp_path / "inv"))
+    assert done.returncode == 6, done.stdout + done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("rollout: ")]
+    assert len(lines) == 1 and "2 hosts failed" in lines[0], done.stderr
+    for h in down:
+        assert f"host {h.address}:2222" in lines[0], lines[0]
+    assert f.snapshot() == before
+
+
 def test_missing_credentials_are_refused_before_anything(fleet, tmp_path):
     before = f.snapshot()
     inv = f.write_inventory(tmp_path / "inv", lambda d: d["aws"].pop("profile"))

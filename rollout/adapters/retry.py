@@ -1,4 +1,4 @@
-"""Retrying AWS calls on throttling and transient failures, as tenacity strategies."""
+"""Retry strategies (tenacity): AWS calls on throttling and transient failures; SSH work over a lost connection."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import time
 from typing import Callable, Optional
 
 import botocore.exceptions
+import paramiko
 import urllib3.exceptions
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
+
+from rollout.core.errors import ConnectError, HostKeyError
 
 log = logging.getLogger("rollout.aws")
 
@@ -114,3 +117,26 @@ def aws_retrying(sleep: Callable[[float], None] = time.sleep, operation: Optiona
         before_sleep=_log_retry(operation),
         reraise=True,
     )
+
+
+# --- SSH ---------------------------------------------------------------------------------
+
+SSH_ATTEMPTS = 3
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Connection-level failures worth a reconnect; never a host key problem."""
+    if isinstance(exc, HostKeyError):
+        return False
+    return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionResetError, BrokenPipeError, ConnectError))
+
+
+def ssh_retrying(on_retry: Callable[[RetryCallState], None], sleep: Callable[[float], None] = time.sleep) -> Retrying:
+    """The one strategy for SSH work (a command, a channel, an HAProxy exchange) whose connection was lost.
+
+    Up to SSH_ATTEMPTS attempts while `connection_lost`, waits random in [0, 0.2 * 2**(n-1)]
+    capped at 2 s, then the last exception is re-raised. `on_retry` runs before each new
+    attempt: it logs and drops the dead connection, so the next attempt opens a new one.
+    """
+    return Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(SSH_ATTEMPTS),
+                    wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=on_retry, sleep=sleep, reraise=True)

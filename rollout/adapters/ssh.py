@@ -11,29 +11,21 @@ import logging
 import os
 import socket
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import paramiko
 from fabric import Config, Connection
 from fabric.runners import Remote
 from invoke.exceptions import CommandTimedOut
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from rollout.adapters.gate import Gate, GatedStdin, hold, wait_open
+from rollout.adapters.retry import SSH_ATTEMPTS, ssh_retrying
 from rollout.core.errors import ConnectError, HostKeyError
 
 log = logging.getLogger("rollout.ssh")
-_SSH_ATTEMPTS = 3
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Connection-level failures worth a reconnect; never a host key problem."""
-    if isinstance(exc, HostKeyError):
-        return False
-    return isinstance(exc, (paramiko.SSHException, EOFError, ConnectionResetError, BrokenPipeError, ConnectError))
 
 
 class _Remote(Remote):
@@ -49,11 +41,8 @@ class _Remote(Remote):
     _sent_eof = False
 
     def read_our_stdin(self, input_):
-        gate = getattr(input_, "gate", None)
-        if gate is not None:
-            while not gate.wait(0.1):
-                if self.program_finished.is_set():
-                    return ""
+        if not wait_open(input_, self.program_finished):
+            return ""
         data = input_.read(1 << 20)
         if not data:
             if self._sent_eof:
@@ -65,53 +54,6 @@ class _Remote(Remote):
         """Block until the command has exited (or an IO thread died), woken by paramiko's exit-status event."""
         while not (self.process_is_finished or self.has_dead_threads):
             self.channel.status_event.wait(0.1)
-
-
-class Gate:
-    """Holds back commands started ahead of time: their sessions open now, they run later.
-
-    open() lets them run; cancel() (a no-op once open) gives them end-of-input instead, so
-    nothing runs: `cancelled` then means exactly that. `check`, if given, is asked again by
-    each command just before its input is sent; if it answers False, that command gets
-    end-of-input too (a run that lost its lock while the gate opened sends nothing).
-    """
-
-    def __init__(self, check: Optional[Callable[[], bool]] = None) -> None:
-        self._event = threading.Event()
-        self._lock = threading.Lock()
-        self.cancelled = False
-        self.opened_at: Optional[float] = None
-        self.check = check
-
-    def open(self) -> None:
-        with self._lock:
-            if not self.cancelled:
-                self.opened_at = time.monotonic()
-            self._event.set()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self.opened_at is None:
-                self.cancelled = True
-            self._event.set()
-
-    def wait(self, timeout: float) -> bool:
-        return self._event.wait(timeout)
-
-
-class _GatedStdin:
-    """One attempt's stdin behind a Gate: `text` once the gate opens, nothing if it is cancelled."""
-
-    def __init__(self, text: str, gate: Gate):
-        self.text, self.gate, self._read = text, gate, False
-
-    def read(self, size: int = -1) -> str:
-        if self._read or self.gate.cancelled:
-            return ""
-        self._read = True
-        if self.gate.check is not None and not self.gate.check():
-            return ""
-        return self.text
 
 
 _CONFIG = Config(overrides={"load_ssh_configs": False, "run": {"in_stream": False}, "runners": {"remote": _Remote}})
@@ -248,6 +190,26 @@ def use(auth: Auth) -> None:
     _auth = auth
 
 
+@dataclass(frozen=True)
+class GroupResult:
+    """What one fan-out over hosts gave (as Fabric's GroupResult): each host's result, or the error that stopped it.
+
+    Both map addresses, in the order the hosts were given.
+    """
+
+    succeeded: dict[str, Any]
+    failed: dict[str, ConnectError]
+
+    def raise_failed(self) -> None:
+        """Raise one error naming every failed host (the first one's kind, so its exit code); nothing if none failed."""
+        if not self.failed:
+            return
+        errors = list(self.failed.values())
+        if len(errors) == 1:
+            raise errors[0]
+        raise type(errors[0])(f"{len(errors)} hosts failed: " + "; ".join(str(e) for e in errors))
+
+
 class Fleet:
     """Connections to the bastion and to hosts behind it."""
 
@@ -354,10 +316,27 @@ class Fleet:
         if errors:
             raise errors[0]
 
+    def each(self, addresses: list[str], fn: Callable[[str], Any]) -> GroupResult:
+        """Connect each host and call `fn(address)` as soon as it is connected, in parallel (at most `parallel` at once).
+
+        Every host is tried: one that cannot be connected, or whose `fn` raises ConnectError
+        (a lost connection, a command that timed out), is in `failed` with its error.
+        """
+        def one(address: str) -> tuple[str, Any, Optional[ConnectError]]:
+            try:
+                self.connect([address])
+                return address, fn(address), None
+            except ConnectError as exc:
+                return address, None, exc
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(addresses), self.parallel))) as pool:
+            rows = list(pool.map(one, addresses))
+        return GroupResult(succeeded={a: r for a, r, e in rows if e is None}, failed={a: e for a, _, e in rows if e is not None})
+
     def _connect_one(self, address: str) -> Optional[Exception]:
         conn = self._new(_HostConnection, address, self.port, self.user, gateway=self.bastion)
         try:
-            _open(conn, f"host {address}", self.known_hosts)
+            _open(conn, "host", self.known_hosts)
         except ConnectError as exc:
             return exc
         with self._lock:
@@ -381,27 +360,25 @@ class Fleet:
         A dropped connection is reopened and the command run again (tenacity, bounded),
         so commands given here must be safe to repeat. A host lost for good raises ConnectError.
         `stdin`, if given, is sent to the command and then closed (scripts with secrets go there, not in argv).
-        With `gate`, the command runs only once the gate opens (see Gate): its stdin is held
-        back until then, and a command without stdin first waits for a line on it.
+        With `gate`, the command runs only once the gate opens (see rollout.adapters.gate).
         """
-        if gate is not None and stdin is None:
-            command, stdin = f'read -r go && [ "$go" = go ] && {command}', "go\n"
+        if gate is not None:
+            command, stdin = hold(command, stdin)
 
         def drop(state):
             exc = state.outcome.exception()
             log.warning("host %s: %s: %s; reconnecting (attempt %d of %d)", address, type(exc).__name__, exc,
-                        state.attempt_number + 1, _SSH_ATTEMPTS)
+                        state.attempt_number + 1, SSH_ATTEMPTS)
             with self._lock:
                 conn = self._hosts.pop(address, None)
             if conn is not None:
                 conn.close()
 
         try:
-            for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(_SSH_ATTEMPTS),
-                                    wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
+            for attempt in ssh_retrying(drop):
                 with attempt:
                     conn = self.host(address)
-                    extra = ({"in_stream": _GatedStdin(stdin or "", gate)} if gate is not None
+                    extra = ({"in_stream": GatedStdin(stdin, gate)} if gate is not None
                              else {"in_stream": io.StringIO(stdin)} if stdin is not None else {})
                     result = conn.run(command, hide=True, warn=True, timeout=timeout, **extra)
                     if result.exited == -1 and not (conn.is_connected and self.bastion.is_connected):
@@ -410,7 +387,7 @@ class Fleet:
         except CommandTimedOut as exc:
             raise ConnectError(f"host {address}: command timed out after {exc.timeout}s: {command}") from None
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectError(f"host {address}: connection lost ({type(exc).__name__}: {exc}) after {_SSH_ATTEMPTS} attempts") from None
+            raise ConnectError(f"host {address}: connection lost ({type(exc).__name__}: {exc}) after {SSH_ATTEMPTS} attempts") from None
 
     def host_channel(self, address: str, port: int, timeout: float = 10) -> paramiko.Channel:
         """A TCP channel from the host's own sshd to its 127.0.0.1:port."""
@@ -424,8 +401,7 @@ class Fleet:
             log.warning("bastion %s: %s while opening a channel; reconnecting", self.bastion.host, state.outcome.exception())
             self.bastion.close()
 
-        for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(_SSH_ATTEMPTS),
-                                wait=wait_random_exponential(multiplier=0.2, max=2), before_sleep=drop, reraise=True):
+        for attempt in ssh_retrying(drop):
             with attempt:
                 self.open_bastion()
                 return self.bastion.transport.open_channel("direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=timeout)

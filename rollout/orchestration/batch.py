@@ -12,7 +12,7 @@ from typing import Callable, Optional
 from rollout.adapters import failpoints
 from rollout.adapters.balancers.group import BalancerGroup
 from rollout.adapters.health import short
-from rollout.adapters.ssh import Gate
+from rollout.adapters.gate import Gate
 from rollout.adapters.waiting import Cancelled
 from rollout.core import policy
 from rollout.core.errors import ConnectError, DeployFailed, LockLost, LockUnproven, RolloutError, StepError

@@ -28,17 +28,17 @@ def on_hosts(env: Environment, hosts: list, command) -> dict[str, object]:
     """Run one command on every host in parallel, each as soon as it is connected; instance id -> invoke Result.
 
     `command` is a (command, stdin) pair, or a callable returning one once the host is connected.
-    A host that cannot be connected raises ConnectError (the first such host in order).
+    Every host is tried; if any cannot be reached, one ConnectError names them all.
     """
     fleet = env.fleet
 
-    def one(h):
-        fleet.connect([h.address])
+    def one(address: str):
         cmd, stdin = command() if callable(command) else command
-        return h.instance_id, fleet.run(h.address, cmd, timeout=300, stdin=stdin)
+        return fleet.run(address, cmd, timeout=300, stdin=stdin)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), env.inventory.ssh.parallel))) as pool:
-        return dict(pool.map(one, hosts))
+    outcome = fleet.each([h.address for h in hosts], one)
+    outcome.raise_failed()
+    return {h.instance_id: outcome.succeeded[h.address] for h in hosts}
 
 
 def refuse_if_busy(store: Store, env_name: str) -> None:

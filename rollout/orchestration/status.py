@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 from rich.console import Console
@@ -19,25 +18,23 @@ def collect(env: Environment) -> dict:
     """The environment's state as one JSON-ready document."""
     inv = env.inventory
     hosts = env.discover()
-    reach: dict[str, str] = {}
+    reach: dict[str, str] = {}  # instance id -> why SSH failed
     try:
         env.fleet.open_bastion()
         bastion_ok = True
     except ConnectError as exc:
         bastion_ok, bastion_error = False, str(exc)
 
-    def probe(h):
-        if not bastion_ok:
-            return h.instance_id, health.Observation(None, None, "bastion unreachable")
-        try:
-            env.fleet.connect([h.address])
-        except ConnectError as exc:
-            reach[h.instance_id] = str(exc)
-            return h.instance_id, health.Observation(None, None, "ssh unreachable")
-        return h.instance_id, health.probe(lambda: env.fleet.host_channel(h.address, inv.health.port), inv.health)
+    def probe(address: str) -> health.Observation:
+        return health.probe(lambda: env.fleet.host_channel(address, inv.health.port), inv.health)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(hosts), inv.ssh.parallel))) as pool:
-        seen = dict(pool.map(probe, hosts))
+    if bastion_ok:
+        outcome = env.fleet.each([h.address for h in hosts], probe)
+        reach = {h.instance_id: str(outcome.failed[h.address]) for h in hosts if h.address in outcome.failed}
+        seen = {h.instance_id: outcome.succeeded[h.address] if h.address in outcome.succeeded
+                else health.Observation(None, None, "ssh unreachable") for h in hosts}
+    else:
+        seen = {h.instance_id: health.Observation(None, None, "bastion unreachable") for h in hosts}
     lb_states = {f"{lb.kind}:{lb.name}": lb.members() for lb in env.balancers}
     doc = {
         "env": inv.name,

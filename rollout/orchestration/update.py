@@ -10,7 +10,7 @@ from typing import Callable, Optional
 from rollout.adapters import failpoints
 from rollout.adapters import health
 from rollout.adapters.health import short
-from rollout.adapters.ssh import Gate
+from rollout.adapters.gate import Gate
 from rollout.adapters.waiting import WaitTimeout, poll
 from rollout.apps.strategies import tail
 from rollout.core.errors import ConnectError, StepError

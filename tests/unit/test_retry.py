@@ -3,11 +3,13 @@
 import logging
 
 import botocore.exceptions
+import paramiko
 import pytest
 import urllib3.exceptions
 
 from rollout.adapters import retry
 from rollout.adapters.retry import aws_retrying, is_transient
+from rollout.core.errors import ConnectError, HostKeyError
 
 
 def client_error(code: str, status: int = 400, operation: str = "DescribeInstances") -> botocore.exceptions.ClientError:
@@ -162,3 +164,48 @@ def test_transaction_conflict_twice_then_success_is_retried():
     waits = []
     assert aws_retrying(sleep=waits.append)(call) == "ok"
     assert call.calls == 3 and len(waits) == 2
+
+
+# --- SSH: the one recipe (ssh.Fleet.run, ssh.Fleet.bastion_channel, HAProxy's runtime API) ---
+
+@pytest.mark.parametrize(
+    "exc, lost",
+    [
+        (EOFError(), True),
+        (ConnectionResetError(), True),
+        (BrokenPipeError(), True),
+        (paramiko.SSHException("Server connection dropped"), True),
+        (ConnectError("host 10.0.0.1: connection lost"), True),
+        (HostKeyError("host 10.0.0.1: host key does not match"), False),
+        (ValueError("a bug"), False),
+        (TimeoutError(), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_only_a_lost_connection_is_worth_a_reconnect(exc, lost):
+    assert retry.connection_lost(exc) is lost
+
+
+def test_ssh_retrying_tries_three_times_dropping_the_connection_before_each_retry_then_reraises():
+    slept, dropped, calls = [], [], []
+
+    def lose():
+        calls.append(1)
+        raise EOFError("gone")
+
+    with pytest.raises(EOFError):
+        for attempt in retry.ssh_retrying(lambda state: dropped.append(state.attempt_number), sleep=slept.append):
+            with attempt:
+                lose()
+    assert (len(calls), dropped, len(slept)) == (retry.SSH_ATTEMPTS, [1, 2], 2)
+    assert all(0 <= s <= 2 for s in slept)
+
+
+def test_ssh_retrying_never_retries_a_host_key_problem():
+    calls = []
+    with pytest.raises(HostKeyError):
+        for attempt in retry.ssh_retrying(lambda state: pytest.fail("must not retry"), sleep=lambda s: pytest.fail("slept")):
+            with attempt:
+                calls.append(1)
+                raise HostKeyError("host 10.0.0.1: host key unknown")
+    assert calls == [1]

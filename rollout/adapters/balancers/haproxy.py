@@ -10,9 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
-
-from rollout.adapters.ssh import connection_lost
+from rollout.adapters.retry import ssh_retrying
 from rollout.adapters.waiting import Cancelled, WaitTimeout, poll
 from rollout.core.errors import PreflightError
 from rollout.core.plan import BalancerFacts, Host
@@ -90,10 +88,8 @@ class HaproxyBackend:
 
         A connection lost mid-exchange is retried: every command rollout sends is idempotent.
         """
-        for attempt in Retrying(retry=retry_if_exception(connection_lost), stop=stop_after_attempt(3),
-                                wait=wait_random_exponential(multiplier=0.1, max=1), reraise=True,
-                                before_sleep=lambda s: log.warning("HAProxy %s: %r lost the connection; retrying",
-                                                                   self.name, s.outcome.exception())):
+        for attempt in ssh_retrying(lambda s: log.warning("HAProxy %s: %r lost the connection; retrying",
+                                                          self.name, s.outcome.exception())):
             with attempt:
                 return self._exchange(cmd)
         raise AssertionError("unreachable")
