@@ -44,7 +44,7 @@ def run_case(actor: str, interruption: str, step: str) -> dict:
     old = before["checkouts"]["h001"]
     ref_args: list[str] = []
     if actor == "rollback":
-        # h003 fails: h001 and h002 are rolled back in batches 4 and 5 of the run.
+        # h003 fails: h002 then h001 are rolled back (reverse order), in batches 4 and 5 of the run.
         bad = origin.add_commit(topo.ORIGIN, "matrix: fails on h003", worker_patch=lambda t: FAILS_ON_H003 + t,
                                 branch=f"bad-{time.time_ns()}")
         ref_args, point, args = [f"--ref={bad}"], f"{STEPS[step]}@4", ["deploy", "--env=sandbox", "--yes"]
