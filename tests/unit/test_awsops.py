@@ -79,3 +79,16 @@ def test_each_documented_policy_allows_only_real_actions_and_nothing_else(path):
     assert all(st["Effect"] == "Allow" and st["Resource"] for st in doc["Statement"])
     unknown = [a for a in awsops.allowed(doc) if a not in _known_actions()]
     assert not unknown, f"{path.name}: not AWS actions: {unknown}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "docs" / "iam").glob("*.json")), ids=lambda p: p.name)
+def test_each_statement_limits_its_actions_to_resources_of_their_own_service(path):
+    for st in json.loads(path.read_text())["Statement"]:
+        actions = [st["Action"]] if isinstance(st["Action"], str) else st["Action"]
+        resources = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
+        services = {a.split(":")[0] for a in actions}
+        if resources == ["*"]:
+            assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in actions), f"{path.name}: {st['Sid']} changes things on *"
+        else:
+            assert all(r.split(":")[2] == "iam" and services == {"sts"} or {r.split(":")[2]} == services for r in resources), \
+                f"{path.name}: {st['Sid']}: {sorted(services)} actions on {resources}"
