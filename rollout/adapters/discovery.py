@@ -55,13 +55,13 @@ def find_instances(aws: Aws, tags: dict[str, str], address_attribute: str) -> li
     return parse_instances(reservations, address_attribute)
 
 
-def find_bastion(aws: Aws, tags: dict[str, str], address_attribute: str) -> str:
-    """The single bastion's address; error if none or several match."""
+def find_bastion(aws: Aws, tags: dict[str, str], address_attribute: str) -> Instance:
+    """The single bastion instance; error if none or several match."""
     found = find_instances(aws, tags, address_attribute)
     if len(found) != 1:
         what = "no running instance" if not found else f"{len(found)} instances ({', '.join(i.instance_id for i in found)})"
         raise PreflightError(f"bastion: {what} with tags {tags} and an {address_attribute}; fix bastion.tags in the inventory")
-    return found[0].address
+    return found[0]
 
 
 def as_hosts(instances: list[Instance]) -> list[Host]:
@@ -92,9 +92,9 @@ def find_instances_by_id(aws: Aws, ids: list[str], tags: dict[str, str], address
     return parse_instances(reservations, address_attribute)
 
 
-def instance_address(aws: Aws, instance_id: str, address_attribute: str, what: str) -> str:
-    """The address of one running instance (the stack's bastion resource); PreflightError if it has none."""
+def instance_address(aws: Aws, instance_id: str, address_attribute: str, what: str) -> Instance:
+    """One running instance with its address (the stack's bastion resource); PreflightError if it has none."""
     found = find_instances_by_id(aws, [instance_id], {}, address_attribute)
     if not found:
         raise PreflightError(f"{what}: instance {instance_id} is not running or has no {address_attribute}")
-    return found[0].address
+    return found[0]

@@ -222,25 +222,29 @@ class Fleet:
         user: str,
         port: int = 22,
         key: Path,
-        known_hosts: Path,
+        known_hosts: Optional[Path],
         connect_timeout: float = 10,
         parallel: int = 16,
+        trust: Optional[paramiko.MissingHostKeyPolicy] = None,
+        bastion_trust: Optional[paramiko.MissingHostKeyPolicy] = None,
     ):
+        """`trust`, if given, judges the hosts' keys instead of known_hosts (ssh.host_keys: aws); `bastion_trust` the bastion's."""
         self.user = user
         self.port = port
         self.key = Path(key)
-        self.known_hosts = Path(known_hosts)
-        self._known = _KnownHosts(self.known_hosts)
+        self.known_hosts = Path(known_hosts) if known_hosts is not None else None
+        self._known = _KnownHosts(self.known_hosts) if known_hosts is not None else None
         self.connect_timeout = connect_timeout
         self.parallel = parallel
-        self.bastion = self._new(_BastionConnection, bastion, bastion_port, bastion_user)
+        self.trust = trust
+        self.bastion = self._new(_BastionConnection, bastion, bastion_port, bastion_user, trust=bastion_trust)
         self.bastion_opens = 0
         self._hosts: dict[str, Connection] = {}
         self._lock = threading.Lock()
         self._bastion_lock = threading.Lock()
         self._early: Optional[Future] = None
 
-    def _new(self, cls, host, port, user, gateway=None):
+    def _new(self, cls, host, port, user, gateway=None, trust=None):
         auth = _auth
         user, port, keys = auth.login(host, user, port, self.key)
         secret = {"passphrase": auth.passphrase} if auth.passphrase else {}
@@ -255,8 +259,11 @@ class Fleet:
             connect_timeout=int(max(1, self.connect_timeout)),
             connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": auth.agent, **secret},
         )
-        self._known.give(conn.client, conn.host, conn.port)
-        conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        if trust is not None:
+            conn.client.set_missing_host_key_policy(trust)  # no key file: every key goes through the policy
+        else:
+            self._known.give(conn.client, conn.host, conn.port)
+            conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
         return conn
 
     def open_bastion(self) -> None:
@@ -334,7 +341,7 @@ class Fleet:
         return GroupResult(succeeded={a: r for a, r, e in rows if e is None}, failed={a: e for a, _, e in rows if e is not None})
 
     def _connect_one(self, address: str) -> Optional[Exception]:
-        conn = self._new(_HostConnection, address, self.port, self.user, gateway=self.bastion)
+        conn = self._new(_HostConnection, address, self.port, self.user, gateway=self.bastion, trust=self.trust)
         try:
             _open(conn, "host", self.known_hosts)
         except ConnectError as exc:

@@ -178,6 +178,13 @@ def _state(inv) -> dict:
 
 
 @exits
+def keys(env: str, replace: Optional[str] = None) -> None:
+    from rollout.orchestration.keys import keys as show_keys
+
+    show_keys(inventory.load(env), print, replace=replace)
+
+
+@exits
 def recover(env: str, force: bool = False, report: Optional[str] = None, junit: Optional[str] = None) -> None:
     recovering.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit))
 

@@ -96,6 +96,13 @@ def status(c, env=None, json=False, verbose=False, quiet=False):
     cli.status(env, as_json=json)
 
 
+@task(help={"replace": "comma-separated instance ids to re-pin with the keys AWS shows now (after checking they were rebuilt)"})
+def keys(c, env=None, replace=None, verbose=False, quiet=False):
+    """Show the host keys pinned per instance against the keys AWS vouches for; pin new instances, drop stale pins."""
+    cli = _session(c, verbose, quiet)
+    cli.keys(env, replace=replace)
+
+
 @task(help={"force": "do not wait for the dead run's lock to expire",
             "report": "write a JSON report of the recovery rollout to this path",
             "junit": "write a JUnit XML summary to this path"})
@@ -208,7 +215,7 @@ def init(c, env=None, region=None, endpoint_url=None, profile=None, stack=None, 
     cli.init(env, given)
 
 
-TASKS = (deploy, status, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui, init)
+TASKS = (deploy, status, keys, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui, init)
 
 
 def namespace() -> Collection:

@@ -14,7 +14,8 @@ from rollout.core.errors import ConfigError, InventoryError
 def missing_files(inv: Inventory) -> list[str]:
     """The SSH files the inventory names that are not readable files, each as one line."""
     return [f"{what}: {path} does not exist; fix the path in inventories/{inv.name}.yml"
-            for what, path in (("ssh.key", inv.ssh.key), ("ssh.known_hosts", inv.ssh.known_hosts)) if not path.is_file()]
+            for what, path in (("ssh.key", inv.ssh.key), ("ssh.known_hosts", inv.ssh.known_hosts))
+            if path is not None and not path.is_file()]
 
 
 def problems(env: str, directory: Optional[Path] = None) -> list[str]:

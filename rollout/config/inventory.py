@@ -180,6 +180,13 @@ StackName = _matching(r"^[A-Za-z][A-Za-z0-9-]{0,127}$", "a CloudFormation stack 
 LogicalId = _matching(r"^[A-Za-z0-9]{1,255}$", "a logical id of the stack's template (letters and digits)")
 
 
+SsmParameterName = _matching(r"^/[A-Za-z0-9_.\-/]{1,1010}$", "an SSM parameter path like /rollout/production/version")
+
+
+class DesiredVersion(Model):
+    parameter: SsmParameterName
+
+
 class Instances(Model):
     tags: Tags = {}
     address: ADDRESS_ATTRIBUTES = "PrivateIpAddress"
@@ -203,10 +210,18 @@ class Bastion(Model):
 class Ssh(Model):
     user: Text
     key: Path
-    known_hosts: Path
+    known_hosts: Optional[Path] = None
+    host_keys: Literal["known_hosts", "aws"] = "known_hosts"
     port: Port = 22
     connect_timeout: _seconds(gt=0) = 10
     parallel: _int(ge=1, le=256) = 16
+
+    @model_validator(mode="after")
+    def _keys_from_somewhere(self):
+        if self.host_keys == "known_hosts" and self.known_hosts is None:
+            raise ValueError("give 'known_hosts' (a file of the servers' host keys), or 'host_keys: aws' to trust the"
+                             " keys each instance's EC2 console output shows")
+        return self
 
     @field_validator("key", "known_hosts", mode="before")
     @classmethod
@@ -415,6 +430,7 @@ class Inventory(Model):
     post_deploy: list[Text] = []
     alarms: Optional[Alarms] = None
     slack: Optional[Slack] = None
+    desired_version: Optional[DesiredVersion] = None
 
     @model_validator(mode="after")
     def _stack_or_tags(self):
@@ -667,5 +683,6 @@ def _resolve_paths(inv: Inventory, base: Path) -> Inventory:
         p = Path(os.path.expandvars(str(p))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 
-    ssh = inv.ssh.model_copy(update={"key": fix(inv.ssh.key), "known_hosts": fix(inv.ssh.known_hosts)})
+    known = fix(inv.ssh.known_hosts) if inv.ssh.known_hosts is not None else None
+    ssh = inv.ssh.model_copy(update={"key": fix(inv.ssh.key), "known_hosts": known})
     return inv.model_copy(update={"ssh": ssh})

@@ -119,3 +119,24 @@ def refusal(server: Server, trust: Trust, presented: str, env: str) -> str:
     return (f"{server.label}: AWS vouches for no host key of {server.instance_id} yet ({shown}; no BEGIN SSH HOST KEY"
             f" KEYS block in its console output); nothing was changed. Wait until the instance has booted (cloud-init prints"
             f" its keys to the console), then retry, or check with: fab keys --env={env}")
+
+
+class Refresh(str, Enum):
+    """What `fab keys` does with one running instance's pin."""
+
+    KEEP = "pinned"                   # pinned, and AWS shows the same keys (or none any more)
+    PIN = "pinned now"                # no pin: pin what AWS vouches for
+    REPIN = "re-pinned"               # --replace: the operator's word to pin what AWS shows now
+    DIFFERS = "pin differs from AWS"  # pinned, AWS shows other keys: kept (fab keys --replace=ID after checking)
+    NOTHING = "no key vouched yet"    # no pin and no console keys: the instance has not booted
+
+
+def refresh(pinned: frozenset[str], vouched: frozenset[str], replace: bool) -> Refresh:
+    """The pin action for an instance; `replace` is the operator naming it in --replace."""
+    if not vouched:
+        return Refresh.KEEP if pinned else Refresh.NOTHING
+    if not pinned:
+        return Refresh.PIN
+    if pinned == vouched:
+        return Refresh.KEEP
+    return Refresh.REPIN if replace else Refresh.DIFFERS

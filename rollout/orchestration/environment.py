@@ -13,6 +13,7 @@ from rollout.adapters import discovery
 from rollout.adapters import membership
 from rollout.adapters import stacks
 from rollout.adapters.alarms import Alarms
+from rollout.adapters.hostkeys import AwsTrust, vouched_keys
 from rollout.adapters.aws import from_config as aws_from_config
 from rollout.adapters.slack import Slack
 from rollout.adapters.ssh import Fleet
@@ -20,7 +21,10 @@ from rollout.apps import strategies as apps
 from rollout.config import check
 from rollout.config.inventory import Alb, Elb, Inventory, resolve_outputs
 from rollout.core.errors import ConfigError, PreflightError
+from rollout.core.hostkeys import Server
 from rollout.core.plan import Host
+from rollout.state.pins import Pins
+from rollout.state.store import Store
 
 
 class Environment:
@@ -41,6 +45,15 @@ class Environment:
         self.alarms: Optional[Alarms] = None
         self.stack: Optional[stacks.Stack] = None
         self.found_balancers: list[tuple[str, str]] = []  # (kind, name) found from membership
+        self.trust: Optional[AwsTrust] = None
+        self.bastion: Optional[discovery.Instance] = None  # the bastion's instance, when found by tags or resource
+        if inv.ssh.host_keys == "aws":
+            if inv.bastion.host is not None and inv.ssh.known_hosts is None:
+                raise ConfigError(f"ssh.host_keys: aws: a bastion given by 'host' is not known as an instance, so its key"
+                                  f" needs ssh.known_hosts (or find it with bastion.tags or bastion.resource);"
+                                  f" fix inventories/{inv.name}.yml")
+            self.trust = AwsTrust(Pins(Store(self.aws, inv.state.table, inv.name)),
+                                  lambda iid: vouched_keys(self.aws, iid), inv.name)
 
     @cached_property
     def app(self):
@@ -66,6 +79,8 @@ class Environment:
         try:
             fleet = pool.submit(self._fleet, connect)
             self.instances = self._find_instances()
+            if self.trust is not None:
+                self.trust.know([Server("host", i.instance_id, i.name, i.address) for i in self.instances])
             if not self.instances:
                 where = f"in stack {inv.stack}" + (f" with tags {inv.instances.tags}" if inv.instances.tags else "") if inv.stack \
                     else f"with tags {inv.instances.tags}"
@@ -111,7 +126,13 @@ class Environment:
 
     def _fleet(self, connect: bool) -> Fleet:
         inv = self.inventory
-        bastion = inv.bastion.host or self._bastion_address()
+        if inv.bastion.host:
+            bastion, bastion_trust = inv.bastion.host, None
+        else:
+            found = self.bastion = self._bastion_instance()
+            bastion, bastion_trust = found.address, self.trust
+            if self.trust is not None:
+                self.trust.know([Server("bastion", found.instance_id, found.name or "bastion", found.address)])
         fleet = Fleet(
             bastion=bastion,
             bastion_port=inv.bastion.port,
@@ -122,12 +143,14 @@ class Environment:
             known_hosts=inv.ssh.known_hosts,
             connect_timeout=inv.ssh.connect_timeout,
             parallel=inv.ssh.parallel,
+            trust=self.trust,
+            bastion_trust=bastion_trust,
         )
         if connect:
             fleet.open_bastion_early()
         return fleet
 
-    def _bastion_address(self) -> str:
+    def _bastion_instance(self) -> discovery.Instance:
         inv = self.inventory
         if inv.bastion.resource:
             iid = self.stack.physical_id(inv.bastion.resource)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rollout.core.hostkeys import Server, Trust, console_keys, fingerprint, judge, parse_key, refusal
+from rollout.core.hostkeys import Refresh, Server, Trust, console_keys, fingerprint, judge, parse_key, refresh, refusal
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICRSW92iNtqI44MjGUcF6cLlWiAByCJmLpFLZHD7xcpC"
 EC = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBMGSEuiW+X5g58EHD9HvfqCI4lfat79YxBG2IybIFz1e8m0sN"
@@ -81,3 +81,17 @@ def test_refusal_names_the_instance_the_key_and_the_fix(trust, words):
     assert "host web-1 (i-0abc, 10.0.1.23)" in line and fingerprint(OTHER) in line and "\n" not in line
     for w in words:
         assert w in line
+
+
+@pytest.mark.parametrize("pinned, vouched, replace, action", [
+    (P, V, False, Refresh.KEEP),
+    (P, NONE, False, Refresh.KEEP),            # console rotated away: the pin stands
+    (NONE, V, False, Refresh.PIN),
+    (NONE, NONE, False, Refresh.NOTHING),
+    (NONE, NONE, True, Refresh.NOTHING),       # --replace cannot pin what AWS does not show
+    (frozenset({OTHER}), V, False, Refresh.DIFFERS),
+    (frozenset({OTHER}), V, True, Refresh.REPIN),
+    (P, V, True, Refresh.KEEP),
+])
+def test_refresh(pinned, vouched, replace, action):
+    assert refresh(pinned, vouched, replace) is action
