@@ -6,12 +6,14 @@ import json
 import logging
 from typing import Optional
 
+from rollout.adapters import desired as desired_ssm
 from rollout.adapters import failpoints
 from rollout.adapters import registry
 from rollout.adapters.health import short
 from rollout.adapters.interrupts import StopRequest
 from rollout.apps import strategies as apps
 from rollout.config.inventory import Inventory
+from rollout.core import desired
 from rollout.core import plan as planning
 from rollout.core.errors import PreflightError, UsageError
 from rollout.core.planview import render_plan
@@ -56,6 +58,7 @@ def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files:
         with stop.handling_signals(restoring=recovering is not None):
             Runner(env, plan, output, report, journal=journal, lock=lock, paused=paused, stop=stop,
                    recovering=recovering, out_of_service=out_of_service).run()
+        publish_desired(env, lock, report, set(recovering.targets.values()) if recovering else {plan.sha}, output)
         return report
     finally:
         # Whatever happens while recording (an error, Ctrl-C, SIGTERM), the lock is released and the report written.
@@ -73,13 +76,58 @@ def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files:
                 files.write(report, output.warn)
 
 
+def publish_desired(env: Environment, lock: locks.Lock, report: Report, versions: set[str], output) -> None:
+    """After a run that left its hosts on one version, write it to `desired_version.parameter` for booting instances.
+
+    A failure to write is a warning naming the parameter and the value to put by hand: the run itself is done.
+    """
+    inv = env.inventory
+    version = desired.after_run(str(report.result), versions)
+    if inv.desired_version is None or version is None:
+        return
+    record = desired.Desired(version=version, run_id=report.run_id, ref=str(report.ref), env=inv.name)
+    try:
+        lock.fence()
+        desired_ssm.publish(env.aws, inv.desired_version.parameter, record)
+    except Exception as exc:  # noqa: BLE001 - the rollout is over; say what new instances would boot
+        output.warn(f"could not write the desired version to SSM parameter {inv.desired_version.parameter} ({exc});"
+                    f" instances launched now boot the previous version: put {desired.encode(record)} there")
+        return
+    output.line(f"desired version {short(version)} (run {report.run_id}) written to {inv.desired_version.parameter}")
+
+
+def publish_converged(env: Environment, store: Store, version: str, output) -> None:
+    """Publish `version`, which every host already serves, unless it is the published one (a run that
+    reached every host but stopped, interrupted or paused, published nothing). Under the lock, with
+    the run id of the newest run in the history that deployed it.
+    """
+    inv = env.inventory
+    if inv.desired_version is None:
+        return
+    current = desired_ssm.read(env.aws, inv.desired_version.parameter)
+    if current is not None and current.version == version:
+        return
+    run = next((r for r in journals.history(store, limit=50) if r.get("sha") == version), None)
+    if run is None:
+        return
+    report = Report(env=inv.name, ref=run["ref"], sha=version, run_id=run["run_id"])
+    report.result = Result.SUCCEEDED
+    lock = locks.Lock(store, journals.new_run_id(), report.who, run["ref"], ttl=inv.state.lock_ttl)
+    lock.acquire()
+    try:
+        publish_desired(env, lock, report, {version}, output)
+    finally:
+        lock.release()
+
+
 def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, hosts=None, dry_run=False, confirm=None,
            files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False) -> Optional[Report]:
     """Deploy `ref` (checked: apps.validate_ref) to the environment; return the report (None for a dry run).
     `batch` overrides the inventory's.
 
-    `force` discards local changes in the hosts' checkouts (as does app.discard_local_changes);
-    without it a host with such changes is refused (exit 13).
+    `force` redoes hosts that already serve the target (otherwise left out of the plan), and discards
+    local changes in the hosts' checkouts (as does app.discard_local_changes); without it a host with
+    such changes is refused (exit 13).
     """
     if not ssh and not dry_run:
         raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
@@ -89,7 +137,16 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
     try:
         store = Store(env.aws, inv.state.table, inv.name)
         discard = force or getattr(inv.app, "discard_local_changes", False)
-        plan = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh, discard=discard)
+        plan, done = preflight(env, store, ref=ref, batch=batch, hosts=hosts, fetch=not dry_run, sha=sha, ssh=ssh,
+                               discard=discard, redo=force)
+        if done:
+            output.line(f"{len(done)} host(s) already serve the target in every balancer, left as they are"
+                        f" (--force redoes them): {', '.join(h.label for h in done)}")
+        if plan is None:
+            output.line(f"every selected host of {inv.name} already serves the target; nothing to do")
+            if not dry_run and hosts is None:  # the whole environment is on it: a run stopped after its last host
+                publish_converged(env, store, done[0].version, output)
+            return None
         if env.found_balancers:
             output.line("load balancers found from membership: " + ", ".join(f"{k} {n}" for k, n in env.found_balancers))
         for note in plan.notes:

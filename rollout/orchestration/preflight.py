@@ -7,13 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Optional
 
+from rollout.adapters import health
 from rollout.adapters.balancers import healthy_members
 from rollout.adapters.health import short
 from rollout.apps import strategies as apps
 from rollout.apps.strategies import tail
 from rollout.config import inventory
 from rollout.core import capacity
-from rollout.core import personal
+from rollout.core import convergence, personal
 from rollout.core import plan as planning
 from rollout.core.errors import Drift, LockHeld, PreflightError, RefError
 from rollout.core.sizes import Ramp
@@ -115,12 +116,16 @@ def drift_message(hosts: list, per_host: int = 5) -> Optional[str]:
 
 
 def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Ref], batch: Optional[Ramp], hosts: Optional[str],
-              fetch: bool, sha: Optional[str] = None, ssh: bool = True, discard: bool = False) -> planning.Plan:
-    """Check everything a rollout needs and return its plan; change nothing on the fleet.
+              fetch: bool, sha: Optional[str] = None, ssh: bool = True, discard: bool = False,
+              redo: bool = True) -> tuple[Optional[planning.Plan], list]:
+    """Check everything a rollout needs and return its plan (None if no host is left), and the hosts left out as
+    already done; change nothing on the fleet.
 
     With ssh=False (dry runs only) the plan comes from AWS alone: no host is contacted,
     current versions are unknown and HAProxy backends are not read. With `fetch`, a host
     whose checkout has local changes the update would discard is refused (Drift) unless `discard`.
+    Unless `redo`, hosts that already serve the target and are in service in every balancer
+    are left out of the plan (core.convergence), so a rerun goes on where a run stopped.
     """
     inv = env.inventory
     wanted = planning.parse_host_filter(hosts)
@@ -147,9 +152,13 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         if versions is not None:
             selected = versions.result()
         facts, members, healthy, suspended = read.result()
+    done = [] if redo or not ssh else already_done(env, selected, sha, list(healthy.values()))
+    selected = [h for h in selected if h not in done]
     drift = drift_message(selected)
     if drift and not discard:
         raise Drift(drift)
+    if not selected:
+        return None, done
     ids = {h.instance_id for h in all_hosts}
     notes = tuple(planning.membership_differences(ids, members))
     serving = len([h for h in all_hosts if all(h.instance_id in m for m in members.values())])
@@ -162,7 +171,20 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         balancers=facts, group=env.group.name if env.group else None, suspended_before=suspended,
         total_in_service=serving, notes=notes, app_steps=app.steps, max_failures=inv.max_failures, on_failure=inv.on_failure,
         by_zone=inv.batch_by == "zone", floor=floor,
-    )
+    ), done
+
+
+def already_done(env: Environment, hosts: list, target: str, healthy: list[frozenset[str]]) -> list:
+    """The hosts whose checkout is `target`, healthy in every balancer, and serving `target` (asked only of those)."""
+    inv = env.inventory
+    candidates = [h for h in hosts if h.version == target and convergence.in_service_everywhere(h.instance_id, healthy)]
+
+    def served(h) -> Optional[str]:
+        return health.probe(lambda: env.fleet.host_channel(h.address, inv.health.port), inv.health).version
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(candidates), inv.ssh.parallel))) as pool:
+        seen = list(pool.map(served, candidates))
+    return [h for h, v in zip(candidates, seen) if convergence.converged(h.version, v, target, True)]
 
 
 def _read_hosts(env: Environment, hosts: list, resolved, sha: Optional[str], busy, ref: str, fetch: bool) -> list:

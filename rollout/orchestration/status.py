@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rollout.adapters import health
+from rollout.adapters import desired as desired_ssm
 from rollout.adapters.health import short
 from rollout.core.errors import ConnectError
+from rollout.core.convergence import differs
 from rollout.orchestration.environment import Environment
 
 
@@ -36,8 +38,10 @@ def collect(env: Environment) -> dict:
     else:
         seen = {h.instance_id: health.Observation(None, None, "bastion unreachable") for h in hosts}
     lb_states = {f"{lb.kind}:{lb.name}": lb.members() for lb in env.balancers}
+    want = desired_ssm.read(env.aws, inv.desired_version.parameter) if inv.desired_version else None
     doc = {
         "env": inv.name,
+        "desired": None if want is None else {"version": want.version, "run_id": want.run_id, "ref": want.ref},
         "bastion": {"address": env.fleet.bastion.host, "reachable": bastion_ok, **({} if bastion_ok else {"error": bastion_error})},
         "hosts": [
             {
@@ -48,6 +52,7 @@ def collect(env: Environment) -> dict:
                 "version": seen[h.instance_id].version,
                 "health": seen[h.instance_id].status,
                 "balancers": {name: states.get(h.instance_id, "not registered") for name, states in lb_states.items()},
+                "differs_from_desired": differs(seen[h.instance_id].version, want.version if want else None),
             }
             for h in hosts
         ],
@@ -92,15 +97,27 @@ def state_lines(doc: dict) -> list[str]:
     ]
 
 
+def desired_lines(doc: dict) -> list[str]:
+    """The desired version, and the hosts that serve another one (what an instance launched now would not match)."""
+    want = doc.get("desired")
+    if not want:
+        return []
+    off = [h for h in doc["hosts"] if h.get("differs_from_desired")]
+    return [f"desired version: {short(want['version'])} ({want['ref']}, run {want['run_id']})",
+            f"hosts not on the desired version: {', '.join(h['name'] or h['instance_id'] for h in off)}" if off
+            else "hosts not on the desired version: none"]
+
+
 def render(doc: dict, console: Console) -> None:
     t = Table(title=f"{doc['env']}: {len(doc['hosts'])} instances", title_justify="left")
     lbs = list(doc["hosts"][0]["balancers"]) if doc["hosts"] else []
     for col in ["instance", "name", "address", "ssh", "version", "health", *lbs]:
         t.add_column(col)
     for h in doc["hosts"]:
-        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], short(h["version"]) if h["version"] else "-",
-                  str(h["health"] or "-"), *[h["balancers"][lb] for lb in lbs])
-    for line in state_lines(doc):
+        version = (short(h["version"]) if h["version"] else "-") + (" (not desired)" if h.get("differs_from_desired") else "")
+        t.add_row(h["instance_id"], h["name"], h["address"], h["ssh"], version, str(h["health"] or "-"),
+                  *[h["balancers"][lb] for lb in lbs])
+    for line in state_lines(doc) + desired_lines(doc):
         console.print(line, markup=False, highlight=False)
     console.print(t)
     g = doc["autoscaling_group"]

@@ -247,7 +247,7 @@ def test_the_lock_is_released_and_the_report_written_whatever_recording_the_hist
     monkeypatch.setattr(deploy, "Runner", Ran)
     monkeypatch.setattr(journals, "record_run", record_run)
     env = SimpleNamespace(inventory=SimpleNamespace(name="test", on_failure="rollback",
-                                                    max_failures=SimpleNamespace(of=lambda n: 0)))
+                                                    max_failures=SimpleNamespace(of=lambda n: 0), desired_version=None))
     plan = Plan(env="test", ref="main", sha="new", hosts=(), batches=(), balancers=(), group=None,
                 suspended_before=frozenset(), to_suspend=(), estimate_seconds=0)
     try:
