@@ -23,6 +23,16 @@ def sandbox_down(c):
     tasks.down()
 
 
+@task(name="scale", help={"add": "launch this many new hosts (new instances, namespaces and host keys), booted through"
+                                  " examples/boot/user-data.sh",
+                           "remove": "terminate this many of the last hosts"})
+def sandbox_scale(c, add=0, remove=0):
+    """Scale the sandbox out or in as its Auto Scaling group would (new hosts boot the desired version)."""
+    from sandbox import tasks
+
+    tasks.scale(int(add), int(remove))
+
+
 @task(name="status")
 def sandbox_status(c):
     """Show the sandbox's servers and each host's state."""
@@ -32,4 +42,4 @@ def sandbox_status(c):
 
 
 ns = namespace()
-ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_status))
+ns.add_collection(Collection("sandbox", sandbox_up, sandbox_down, sandbox_scale, sandbox_status))

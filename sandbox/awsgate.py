@@ -1,6 +1,18 @@
-"""AWS behaviours moto 5.2.5 lacks: the one place the sandbox adds them, as a proxy in front of moto.
+"""AWS behaviours moto 5.2.5 lacks: the one place the sandbox adds them, in moto's server and in a proxy in front of it.
 
-Point an inventory's aws.endpoint_url at `AwsGate(...).url`. Everything is forwarded to
+**moto's server, extended** (`python -m sandbox.awsgate -H HOST -p PORT`, which
+sandbox.motoserver runs instead of `python -m moto.server`):
+
+- **GetConsoleOutput answers each instance's own console text.** moto answers every
+  instance with one fixed sample (a 2006 Xen kernel log). Here the answer is the file
+  CONSOLE_DIR/INSTANCE_ID, which the sandbox writes when the instance boots (what cloud-init
+  prints, with the BEGIN/END SSH HOST KEY KEYS block of that host's sshd: sandbox/console.py),
+  and no output at all before that, as AWS answers for an instance that has not booted.
+- **A terminated instance's private address is free again.** moto keeps it taken for good
+  (a later RunInstances with that PrivateIpAddress fails), where EC2 hands it to the next
+  instance: the reuse that makes host keys remembered by address wrong.
+
+**The proxy.** Point an inventory's aws.endpoint_url at `AwsGate(...).url`. Everything is forwarded to
 moto (sandbox.motoproxy) except what is listed here; a behaviour added later belongs in
 this list and in `AwsGate._answer`:
 
@@ -23,6 +35,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs
 
@@ -111,3 +124,51 @@ def account_client(service: str, account_id: str, endpoint: str, region: str = R
     creds = base.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/sandbox-admin", RoleSessionName="sandbox")["Credentials"]
     return boto3.client(service, endpoint_url=endpoint, region_name=region, aws_access_key_id=creds["AccessKeyId"],
                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+
+
+# --- moto's server, extended -------------------------------------------------------------
+
+CONSOLE_DIR = topo.CONSOLE_DIR
+
+
+def console_text(instance_id: str) -> str:
+    """What the instance has printed to its console so far ('' before it booted)."""
+    path = CONSOLE_DIR / instance_id
+    return path.read_text() if re.fullmatch(r"i-[0-9a-f]+", instance_id) and path.is_file() else ""
+
+
+def _extend_moto() -> None:
+    """Make moto's EC2 GetConsoleOutput answer console_text() (see the module docstring)."""
+    from moto.core.responses import ActionResult
+    from moto.core.utils import utcnow
+    from moto.ec2.responses.general import General
+    from moto.ec2.utils import Base64EncodedString
+
+    def get_console_output(self) -> ActionResult:
+        instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))  # InvalidInstanceID.NotFound as AWS
+        result = {"InstanceId": instance.id, "Timestamp": utcnow()}
+        if text := console_text(instance.id):
+            result["Output"] = Base64EncodedString.from_raw_string(text)
+        return ActionResult(result)
+
+    General.get_console_output = get_console_output
+
+    from moto.ec2.models.instances import Instance
+
+    terminate = Instance.terminate
+
+    def terminate_and_free_address(self):
+        subnet = self.ec2_backend.get_subnet(self.subnet_id) if self.subnet_id else None
+        state = terminate(self)
+        for ip in list(getattr(self, "_private_ips", ())) if subnet is not None else ():
+            subnet.del_subnet_ip(ip)
+        return state
+
+    Instance.terminate = terminate_and_free_address
+
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    _extend_moto()
+    main(sys.argv[1:])

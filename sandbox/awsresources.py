@@ -386,3 +386,17 @@ def _ensure_asg(ec2, image, subnet: str, ids: list[str], extra: list[str], chang
 def discover(**tags: str) -> dict[str, str]:
     """PrivateIpAddress of live instances carrying `tags`, by Name tag (what rollout's discovery sees)."""
     return {name: inst["PrivateIpAddress"] for name, inst in instances(client("ec2"), **tags).items()}
+
+
+
+def terminate(names: list[str]) -> dict[str, str]:
+    """Terminate the host instances named `names` that are not terminated yet; name -> instance id.
+
+    Their addresses become free for the next instances (sandbox/awsgate.py frees them as EC2 does).
+    """
+    ec2 = client("ec2")
+    found = instances(ec2, states=("pending", "running", "stopping", "stopped"), Stack="app")
+    ids = {n: found[n]["InstanceId"] for n in names if n in found}
+    if ids:
+        ec2.terminate_instances(InstanceIds=list(ids.values()))
+    return ids

@@ -18,12 +18,15 @@ import fcntl
 import json
 import os
 import pwd
+import shlex
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from rollout.adapters.waiting import WaitTimeout, poll
-from sandbox import app, awsprofile, awsresources, container, haproxy, motoserver, netns, origin, sshd
+from sandbox import app, awsprofile, awsresources, console, container, endpoint, haproxy, motoserver, netns, origin, sshd
 from sandbox import topology as topo
 
 DEFAULT_HOSTS = 4
@@ -126,11 +129,15 @@ def _app_running(host: topo.Host) -> bool:
     return bool(p) and netns.pid_in_ns(p, host.ns)
 
 
-def _ensure_app(host: topo.Host) -> list[str]:
+def _ensure_app(host: topo.Host, boot: bool = False) -> list[str]:
+    """The app checked out (v1, the image's) and running; with `boot`, started by the boot script (user data)."""
     did = []
     if not (host.app_dir / ".git").exists():
         app.checkout(host.app_dir, topo.ORIGIN, "v1", owner=topo.DEPLOY_USER)
         did.append("checked out v1")
+    if boot and not _app_running(host):
+        host.app_pid_file.unlink(missing_ok=True)
+        return did + [_boot(host), "started app"]  # the boot script started it; up() waits for its pid file
     if not _app_running(host):
         host.app_pid_file.unlink(missing_ok=True)
         argv = app.start_argv(
@@ -140,6 +147,27 @@ def _ensure_app(host: topo.Host) -> list[str]:
         netns.run_in_host(host.name, argv, user=topo.DEPLOY_USER)
         did.append("started app")
     return did
+
+
+BOOT_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "boot" / "user-data.sh"
+VERSION_PARAMETER = "/rollout/sandbox/version"  # inventories/sandbox-ec2.yml's desired_version.parameter
+
+
+def _boot(host: topo.Host) -> str:
+    """Run the boot script as EC2 would run the user data: as root, on the host, with AWS reachable; its last line."""
+    start = ["runuser", "-u", topo.DEPLOY_USER, "--"] + app.start_argv(
+        app_dir=str(topo.APP_DIR), pid_file=str(topo.APP_PID_FILE), log_file=str(topo.APP_LOG_FILE),
+        port=topo.APP_PORT, workers=topo.APP_WORKERS)
+    with endpoint.aws_endpoint(host.ns) as url:
+        settings = {"ROLLOUT_PARAMETER": VERSION_PARAMETER, "APP_PATH": str(topo.APP_DIR), "APP_USER": topo.DEPLOY_USER,
+                    "APP_START": shlex.join(start), "AWS_ENDPOINT_URL": url, "AWS_DEFAULT_REGION": awsprofile.REGION,
+                    "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+                    "PATH": f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin"}  # the aws CLI
+        done = netns.run_in_host(host.name, ["env", *[f"{k}={v}" for k, v in settings.items()], "sh", str(BOOT_SCRIPT)],
+                                 check=False, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"{host.name}: the boot script {BOOT_SCRIPT} failed ({done.returncode}): {done.stdout}{done.stderr}")
+    return f"booted through {BOOT_SCRIPT.name}: " + "; ".join(done.stdout.strip().splitlines()[-2:])
 
 
 def _wait_serving(hosts: list[topo.Host], timeout: float) -> None:
@@ -188,7 +216,47 @@ def up(hosts: int = DEFAULT_HOSTS, quiet: bool = False, personal: tuple[str, ...
         return _up(hosts, quiet, tuple(personal), app == "container")
 
 
-def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = (), with_container: bool = False) -> dict:
+def scale(add: int = 0, remove: int = 0, quiet: bool = False) -> dict:
+    """Scale the running sandbox out or in as its Auto Scaling group would; a summary as up() returns.
+
+    `add`: new hosts after the last one, each a new instance (new id) in a new namespace with
+    new host keys, booted through examples/boot/user-data.sh (it checks out the desired version
+    from SSM before the app starts), registered in the balancers and the group, and NOT written
+    to ssh/known_hosts. An instance left stopped at one of their addresses is terminated first,
+    so the new one reuses the address of a terminated instance. `remove`: the last hosts are
+    deregistered and their instances terminated (their addresses free for the next ones).
+    """
+    if add < 0 or remove < 0 or (add > 0) == (remove > 0):
+        raise ValueError("give --add=N or --remove=N (a positive number)")
+    _require_root()
+    with _locked():
+        state = _load_state()
+        count = state.get("hosts", 0)
+        if not count or not motoserver.moto_listening():
+            raise RuntimeError("the sandbox is not up: run fab sandbox.up first")
+        if state.get("personal"):
+            raise RuntimeError("scale a sandbox without personal hosts: they are numbered after the shared ones")
+        with_container = bool(state.get("container"))
+        if remove:
+            if remove >= count:
+                raise ValueError(f"the sandbox has {count} hosts: remove fewer")
+            gone = [h.name for h in topo.hosts(count)[count - remove:]]
+            summary = _up(count - remove, quiet, (), with_container)
+            summary["terminated"] = awsresources.terminate(gone)
+            return summary
+        new = topo.hosts(count + add)[count:]
+        replaced = awsresources.terminate([h.name for h in new])
+        for h in new:  # a new instance: a fresh disk and new host keys
+            shutil.rmtree(topo.HOSTS_DIR / h.name, ignore_errors=True)
+            shutil.rmtree(topo.SSHD_DIR / h.ns, ignore_errors=True)
+        summary = _up(count + add, quiet, (), with_container, boot=frozenset(h.name for h in new))
+        summary["reused_addresses"] = {name: {"terminated": iid, "address": topo.host_by_name(name).address}
+                                       for name, iid in replaced.items()}
+        return summary
+
+
+def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = (), with_container: bool = False,
+        boot: frozenset[str] = frozenset()) -> dict:
     t0 = time.monotonic()
     shared = topo.hosts(hosts)
     owners = topo.personal_hosts(hosts, list(personal))
@@ -220,18 +288,27 @@ def _up(hosts: int, quiet: bool, personal: tuple[str, ...] = (), with_container:
         started += [f"{h.ns}={p}" for h, p in zip(wanted, _pmap(lambda h: sshd.ensure(h.ns, h.data_dir), wanted)) if p]
         if started:
             log.append(f"started {len(started)} sshd: " + ", ".join(started[:4]) + (" ..." if len(started) > 4 else ""))
-        sshd.write_known_hosts([(topo.BASTION_NS, topo.BASTION_ADDR)] + [(h.ns, h.address) for h in wanted])
+        # Hosts booted by scale() stay out: like new Auto Scaling instances, nobody edited known_hosts for them.
+        sshd.write_known_hosts([(topo.BASTION_NS, topo.BASTION_ADDR)] + [(h.ns, h.address) for h in wanted if h.name not in boot])
         sshd.write_ssh_config()
 
-        app_did = _pmap(_ensure_app, wanted)
+        if boot:
+            aws_done.result()  # the instances exist, and SSM answers, before they boot
+        app_did = _pmap(lambda h: _ensure_app(h, h.name in boot), wanted)
         if restarted := [h.name for h, did in zip(wanted, app_did) if "started app" in did]:
             log.append(f"started app on {len(restarted)} hosts: {_span(restarted)}")
+        log += [f"{h.name}: {line}" for h, did in zip(wanted, app_did) for line in did if line.startswith("booted")]
 
         if with_container:
             log += _ensure_containers(shared)
 
         resources = aws_done.result()
     log += resources["changes"]
+    booted = [name for name, ns, iid in [("bastion", topo.BASTION_NS, resources["bastion_instance_id"])]
+              + [(h.name, h.ns, resources["instance_ids"][h.name]) for h in wanted]
+              if console.boot(iid, topo.SSHD_DIR / ns, name)]
+    if booted:
+        log.append(f"console output with host keys for {len(booted)} instances: {_span(booted)}")
 
     ha = haproxy.ensure(shared, container=with_container)
     if ha != "unchanged":

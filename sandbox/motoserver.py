@@ -1,7 +1,7 @@
 """moto's server processes: the sandbox's own on 127.0.0.1:5055, and private ones on a free loopback port.
 
-Both are started the same way (`_spawn`): `python -m moto.server`, waited for until it
-listens, with a deadline. A private server (`MotoServer`) is for tests that must not touch
+Both are started the same way (`_spawn`): `python -m sandbox.awsgate`, moto's server with
+what it lacks added (sandbox/awsgate.py), waited for until it listens, with a deadline. A private server (`MotoServer`) is for tests that must not touch
 the shared one: it starts open and `enforce()` turns moto's IAM checks on.
 
 The shared one runs with moto's recorder on: every request it serves goes to
@@ -40,8 +40,8 @@ def _listening(host: str, port: int) -> bool:
 def _spawn(port: int, log: IO | int, timeout: float, *, new_session: bool = False,
            env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start moto's server on LOOPBACK:port and wait until it listens; RuntimeError if it exits or never listens."""
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "sandbox.awsgate", "-H", LOOPBACK, "-p", str(port)],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[1],
                             start_new_session=new_session, env={**os.environ, **(env or {})})
     try:
         poll(lambda: proc.poll() is not None or _listening(LOOPBACK, port), bool, timeout=timeout, interval=0.05,

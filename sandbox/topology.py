@@ -28,6 +28,7 @@ MOTO_LOG = STATE_DIR / "moto.log"
 MOTO_PID = STATE_DIR / "moto.pid"
 # Every request moto serves, one JSON object a line (moto's own recorder; tests/test_aws_operations.py reads it).
 MOTO_RECORDING = STATE_DIR / "aws-requests.jsonl"
+CONSOLE_DIR = STATE_DIR / "console"  # each instance's EC2 console output, by instance id (sandbox/awsgate.py)
 
 SRV_MOUNTPOINT = Path("/srv/rollout-sandbox")
 APP_DIR = SRV_MOUNTPOINT / "app"
