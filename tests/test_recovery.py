@@ -24,17 +24,20 @@ pytestmark = pytest.mark.fleet
 
 
 class OutOfService:
-    """Samples how many HAProxy servers are not UP, every 20 ms, while inside."""
+    """Samples how many HAProxy servers are not UP, and which (`seen`), every 20 ms, while inside."""
 
     def __init__(self):
         self.samples: list[int] = []
+        self.seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         deadline = time.monotonic() + 300
         while not self._stop.is_set() and time.monotonic() < deadline:
-            self.samples.append(sum(1 for s in f.haproxy_states().values() if s != "UP"))
+            out = {a for a, s in f.haproxy_states().items() if s != "UP"}
+            self.samples.append(len(out))
+            self.seen |= out
             time.sleep(0.02)
 
     def __enter__(self):
@@ -253,7 +256,8 @@ def test_a_skewed_clock_never_takes_a_live_lock(healthy_fleet, new_commit, skewe
 @pytest.mark.parametrize("force", [True, False], ids=["dead on this machine, --force", "silent for a ttl"])
 def test_a_lock_left_without_a_run_is_released_by_recover_once_its_holder_is_dead(healthy_fleet, force):
     before = f.snapshot()
-    crashed = f.fab("deploy", "--env=sandbox", "--yes", env={"ROLLOUT_CRASH_AT": "after-lock"})
+    # --force: the fleet already runs main, and a deploy leaves converged hosts alone; this one must start a run.
+    crashed = f.fab("deploy", "--env=sandbox", "--yes", "--force", env={"ROLLOUT_CRASH_AT": "after-lock"})
     assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
     assert f.state("lock") is not None and f.state("active") is None
     refused = f.fab("deploy", "--env=sandbox", "--yes")
@@ -272,7 +276,7 @@ def test_recover_finds_balancers_from_the_journal_when_membership_no_longer_show
     # crash leaves no instance in the ELB or the target group, so only the journal still names them.
     inv = f.write_inventory(tmp_path / "inv", lambda d: d.pop("load_balancers"))
     before = f.snapshot()
-    crashed = f.fab("deploy", "--env=sandbox", "--yes", "--batch=100%", inventories=inv,
+    crashed = f.fab("deploy", "--env=sandbox", "--yes", "--batch=100%", "--force", inventories=inv,  # --force: redo converged hosts
                     env={"ROLLOUT_CRASH_AT": "after-deregister"})
     assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
     assert f.elb_members() == {} and f.tg_members() == {}

@@ -130,7 +130,9 @@ def test_recover_restores_the_fleet_while_the_stack_is_broken(healthy_fleet, tmp
     with AwsGate(upstream=topo.MOTO_ENDPOINT) as gate:
         inv = write_stack_inventory(tmp_path / "inv", lambda d: d["aws"].update(endpoint_url=gate.url))
         before = f.snapshot()
-        crashed = f.fab("deploy", "--env=sandbox-stack", "--yes", inventories=inv, env={"ROLLOUT_CRASH_AT": "after-deregister"})
+        # --force: the fleet already runs main, and a deploy leaves converged hosts alone
+        crashed = f.fab("deploy", "--env=sandbox-stack", "--yes", "--force", inventories=inv,
+                        env={"ROLLOUT_CRASH_AT": "after-deregister"})
         assert crashed.returncode == -9, crashed.stdout + crashed.stderr
         gate.stack_status["rollout-sandbox"] = "UPDATE_ROLLBACK_FAILED"
         refused = f.fab("deploy", "--env=sandbox-stack", "--yes", inventories=inv)

@@ -7,7 +7,6 @@ printed to its console; nothing is ever trusted on first use.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from typing import Callable
@@ -26,12 +25,8 @@ SOURCE = "ec2 console"
 def vouched_keys(aws: Aws, instance_id: str) -> frozenset[str]:
     """The host keys in the instance's console output (GetConsoleOutput); empty if it shows none yet."""
     with translate(f"reading the console output of {instance_id}"):
-        out = aws.client("ec2").get_console_output(InstanceId=instance_id).get("Output") or ""
-    try:
-        text = base64.b64decode(out).decode("utf-8", "replace")
-    except ValueError:
-        text = out  # some endpoints answer the text itself
-    return frozenset(console_keys(text))
+        text = aws.client("ec2").get_console_output(InstanceId=instance_id).get("Output") or ""
+    return frozenset(console_keys(text))  # botocore has already decoded the base64
 
 
 class AwsTrust(paramiko.MissingHostKeyPolicy):

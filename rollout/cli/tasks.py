@@ -77,7 +77,7 @@ def task(help=None, core_options=(), **kwargs):
         "report": "write a JSON report of the rollout to this path",
         "junit": "write a JUnit XML summary (one test case per host) to this path",
         "branch": "personal deploy: this branch's head to its developer's environment (ENV@USER)",
-        "force": "discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)",
+        "force": "redo hosts already on the target, and discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)",
     },
     core_options=("hosts", "dry"),
 )
@@ -115,7 +115,7 @@ def recover(c, env=None, force=False, report=None, junit=None, verbose=False, qu
 @task(help={"to": "SHA or ref to return to (default: the previous successful version)",
             "batch": "hosts out of service at once: a count, a percentage or a ramp (1,10%,50%)", "yes": "do not ask for confirmation on a terminal",
             "report": "write a JSON report to this path", "junit": "write a JUnit XML summary to this path",
-            "force": "discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)"})
+            "force": "redo hosts already on the target, and discard local changes in the hosts' checkouts instead of refusing (exit 13)"})
 def rollback(c, env=None, to=None, batch=None, yes=False, report=None, junit=None, force=False, verbose=False, quiet=False):
     """Deploy the last successful version before the current one, through the same rolling path."""
     cli = _session(c, verbose, quiet)
