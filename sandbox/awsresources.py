@@ -400,3 +400,14 @@ def terminate(names: list[str]) -> dict[str, str]:
     if ids:
         ec2.terminate_instances(InstanceIds=list(ids.values()))
     return ids
+
+
+def terminated_at(addresses: list[str]) -> dict[str, list[str]]:
+    """Address -> ids of the terminated host instances that had it (the addresses EC2 hands out again)."""
+    found: dict[str, list[str]] = {}
+    flt = [{"Name": "tag:Stack", "Values": ["app"]}, {"Name": "instance-state-name", "Values": ["terminated"]}]
+    for page in client("ec2").get_paginator("describe_instances").paginate(Filters=flt):
+        for inst in (i for res in page["Reservations"] for i in res["Instances"]):
+            if inst.get("PrivateIpAddress") in addresses:
+                found.setdefault(inst["PrivateIpAddress"], []).append(inst["InstanceId"])
+    return found

@@ -245,13 +245,14 @@ def scale(add: int = 0, remove: int = 0, quiet: bool = False) -> dict:
             summary["terminated"] = awsresources.terminate(gone)
             return summary
         new = topo.hosts(count + add)[count:]
-        replaced = awsresources.terminate([h.name for h in new])
+        awsresources.terminate([h.name for h in new])  # instances a shrink left stopped there
         for h in new:  # a new instance: a fresh disk and new host keys
             shutil.rmtree(topo.HOSTS_DIR / h.name, ignore_errors=True)
             shutil.rmtree(topo.SSHD_DIR / h.ns, ignore_errors=True)
+        reused = awsresources.terminated_at([h.address for h in new])
         summary = _up(count + add, quiet, (), with_container, boot=frozenset(h.name for h in new))
-        summary["reused_addresses"] = {name: {"terminated": iid, "address": topo.host_by_name(name).address}
-                                       for name, iid in replaced.items()}
+        summary["reused_addresses"] = {h.name: {"address": h.address, "terminated": reused[h.address]}
+                                       for h in new if h.address in reused}
         return summary
 
 

@@ -22,7 +22,7 @@ def scale(add: int, remove: int) -> None:
     """Add or remove hosts as the Auto Scaling group would (see sandbox.fleet.scale); prints what it did."""
     summary = fleet.scale(add=add, remove=remove)
     for name, old in summary.get("reused_addresses", {}).items():
-        print(f"sandbox: {name} reuses {old['address']}, the address of terminated instance {old['terminated']}")
+        print(f"sandbox: {name} reuses {old['address']}, the address of terminated instance(s) {', '.join(old['terminated'])}")
     for name, iid in summary.get("terminated", {}).items():
         print(f"sandbox: terminated {name} ({iid})")
 
