@@ -18,7 +18,7 @@ from sandbox import fleet as sandbox_fleet, netns, origin, sshd, topology as top
 from tests import fleetctl as f
 from tests.test_recovery import OutOfService
 
-pytestmark = [pytest.mark.fleet, pytest.mark.slow]
+pytestmark = pytest.mark.fleet
 ENV = "--env=sandbox-ec2"
 PARAMETER = "/rollout/sandbox/version"
 
