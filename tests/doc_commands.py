@@ -49,6 +49,10 @@ RUN_HERE: list[tuple[str, int]] = [
 # command -> the test (path::function) that runs it: as written, with the sandbox's names, or through the
 # function behind it (sandbox.fleet.up and down are what fab sandbox.up and sandbox.down call).
 ELSEWHERE: dict[str, str] = {
+    "fab keys --env=production":
+        "tests/test_autoscaling.py::test_a_replaced_instance_at_a_reused_address_is_accepted_only_through_the_keys_aws_vouches_for",
+    "fab keys --env=production --replace=i-0abc123":
+        "tests/test_autoscaling.py::test_a_replaced_instance_at_a_reused_address_is_accepted_only_through_the_keys_aws_vouches_for",
     "fab sandbox.up": "tests/test_sandbox_lifecycle.py::test_up_repairs_a_half_up_sandbox",
     "fab sandbox.down": "tests/test_sandbox_lifecycle.py::test_down_leaves_no_namespace_process_or_file",
     ".venv/bin/fab sandbox.down": "tests/test_sandbox_lifecycle.py::test_down_leaves_no_namespace_process_or_file",

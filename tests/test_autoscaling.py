@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from sandbox import fleet as sandbox_fleet, netns, origin, sshd, topology as topo
+from sandbox import console, fleet as sandbox_fleet, netns, origin, sshd, topology as topo
 from tests import fleetctl as f
 from tests.test_recovery import OutOfService
 
@@ -52,6 +52,16 @@ def pin(instance_id: str) -> set[str]:
 
 def host_key(name: str) -> str:
     return " ".join((topo.SSHD_DIR / topo.host_by_name(name).ns / "ssh_host_ed25519_key.pub").read_text().split()[:2])
+
+
+def new_host_key(name: str) -> str:
+    """Restart the host's sshd with a new host key (the console is not told); the new key."""
+    host = topo.host_by_name(name)
+    netns.kill_pids([sshd.pid(host.ns)])
+    for key in (topo.SSHD_DIR / host.ns).glob("ssh_host_*"):
+        key.unlink()
+    sshd.ensure(host.ns, host.data_dir)
+    return host_key(name)
 
 
 def desired() -> dict:
@@ -104,22 +114,26 @@ def test_a_replaced_instance_at_a_reused_address_is_accepted_only_through_the_ke
     assert pin(new_id) == {new_key} and pin(old_id) == {old_key}
 
     # An impostor at that address: sshd there now presents a key that AWS does not vouch for.
-    ns = topo.host_by_name("h005").ns
-    netns.kill_pids([sshd.pid(ns)])
-    for key in (topo.SSHD_DIR / ns).glob("ssh_host_*"):
-        key.unlink()
-    sshd.ensure(ns, topo.host_by_name("h005").data_dir)
-    impostor = host_key("h005")
-    assert impostor != new_key
+    impostor = new_host_key("h005")
     before = f.snapshot()
     changed = f.fab("deploy", ENV, "--yes")
     assert changed.returncode == 7, changed.stdout + changed.stderr
     assert f"h005 ({new_id}, 198.18.1.15): host key changed against the key pinned for {new_id}" in changed.stderr
+
+    # Rebuilt under the same id (its console now shows the new key): the pin still wins until the operator re-pins.
+    console.boot(new_id, topo.SSHD_DIR / topo.host_by_name("h005").ns, "h005")
+    differs = f.fab("keys", ENV)
+    assert differs.returncode == 7 and f"--replace={new_id}" in differs.stderr, differs.stdout + differs.stderr
+    assert "re-pinned" in ok(f.fab("keys", ENV, f"--replace={new_id}")) and pin(new_id) == {impostor}
+    ok(f.fab("deploy", ENV, "--dry-run"))
+
+    # No pin, and a key the console does not show.
+    new_host_key("h005")
     f.clear_state(f"hostkey#{new_id}", env="sandbox-ec2")
     unvouched = f.fab("deploy", ENV, "--yes")
     assert unvouched.returncode == 7 and "host key not vouched for by AWS" in unvouched.stderr, unvouched.stderr
     assert f.snapshot() == before and pin(new_id) == set()
-    assert "Traceback" not in changed.stderr + unvouched.stderr
+    assert "Traceback" not in changed.stderr + differs.stderr + unvouched.stderr
 
 
 def test_sigterm_mid_rollout_then_deploy_again_takes_only_the_remaining_hosts_out(ec2_fleet, new_commit, tmp_path):
