@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from functools import cache
 from pathlib import Path
 
@@ -92,3 +93,11 @@ def test_each_statement_limits_its_actions_to_resources_of_their_own_service(pat
         else:
             assert all(r.split(":")[2] == "iam" and services == {"sts"} or {r.split(":")[2]} == services for r in resources), \
                 f"{path.name}: {st['Sid']}: {sorted(services)} actions on {resources}"
+
+
+def test_the_boot_script_policy_allows_every_aws_call_of_the_boot_script():
+    script = (ROOT / "examples" / "boot" / "user-data.sh").read_text()
+    calls = re.findall(r"\baws ([a-z0-9]+) ([a-z0-9-]+)", script)
+    assert calls, "examples/boot/user-data.sh makes no aws call"
+    used = {f"{service}:{''.join(w.capitalize() for w in op.split('-'))}" for service, op in calls}
+    assert awsops.missing(used, [json.loads((ROOT / "docs" / "iam" / "boot-script.json").read_text())]) == []
