@@ -30,3 +30,10 @@ def test_every_option_of_every_task_is_in_its_section(task):
 def test_the_common_options_are_documented_once():
     head = PAGE.split("\n## ", 1)[0]
     assert all(o in head for o in ("--env=ENV", "-v/--verbose", "-q/--quiet"))
+
+
+def test_the_readme_lists_every_task_at_a_glance():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Tasks at a glance", 1)[1].split("\n## ", 1)[0]
+    missing = [t.name for t in tasks.TASKS if f"`fab {t.name}`" not in table]
+    assert not missing, f"add a row for {missing} to the README's 'Tasks at a glance'"
