@@ -185,9 +185,10 @@ class Runner:
             if phase is Phase.DEPLOY and self.plan.floor is not None:
                 try:
                     held = floor.hold(self.env.balancers, head, self.plan.floor, say=self.out.line,
-                                      cancelled=lambda: self.stop.requested or bool(self.lock and self.lock.lost))
+                                      cancelled=lambda: self.stop.requested or bool(self.lock and self.lock.lost)
+                                      or bool(self.paused()))
                 except Cancelled:
-                    continue  # the policy now stops on the signal or the lost lock
+                    continue  # the policy now stops on the signal, the lost lock or the pause
                 if held:
                     return Stop.CAPACITY, capacity.held(self.batches.number + 1, head, held, self.plan.floor)
             batch = [queue.popleft() for _ in range(take)]

@@ -33,7 +33,8 @@ UP = {f"i-{i}": "UP" for i in range(1, 5)}
 H4_DOWN = {**UP, "i-4": "DOWN"}
 
 
-def run(*, zones: str = "", batch=(Size(1),), allowed: int = 0, fails: dict | None = None, floor=None, balancers=()):
+def run(*, zones: str = "", batch=(Size(1),), allowed: int = 0, fails: dict | None = None, floor=None, balancers=(),
+        paused=lambda: None):
     hosts = [planning.Host(f"i-{i}", f"10.0.0.{i}", f"h{i}", OLD, zone=f"z{zones[i - 1]}" if zones else "")
              for i in range(1, 5)]
     plan = planning.build(env="test", ref="main", sha=NEW, hosts=hosts, batch=batch, balancers=(), group=None,
@@ -45,7 +46,7 @@ def run(*, zones: str = "", batch=(Size(1),), allowed: int = 0, fails: dict | No
                           slack=SimpleNamespace(start=lambda *a: None, progress=lambda *a: None, finish=lambda *a: None))
     report = Report(env="test", ref="main", sha=NEW, run_id="run-a")
     out = Out()
-    runner = Runner(env, plan, out, report, journal=Journal())
+    runner = Runner(env, plan, out, report, journal=Journal(), paused=paused)
     runner.batches = Batches(report, fails or {})
     error = None
     try:
@@ -70,6 +71,16 @@ def test_a_batch_the_floor_holds_later_stops_the_run_and_rolls_nothing_back():
     assert runner.batches.ran == [("deploy", ["h1"])]
     assert error.exit_code == 14 and "batch 2 (h2)" in str(error)
     assert {h.name: str(h.result) for h in report.hosts} == {"h1": "updated", "h2": "pending", "h3": "pending", "h4": "pending"}
+
+
+def test_a_pause_ends_the_wait_for_capacity():
+    # Paused from the third look on (the policy's look before batch 1, then the floor's): the wait ends, exit 11.
+    looks = []
+    paused = lambda: looks.append(1) or ("paused by ana" if len(looks) >= 3 else None)  # noqa: E731
+    lb = Balancer(H4_DOWN)
+    runner, report, error = run(floor=capacity.Floor(Size(3), 3, 3600), balancers=[lb], paused=paused)
+    assert runner.batches.ran == [] and error.exit_code == 11 and report.result == Result.PAUSED
+    assert lb.reads < 10
 
 
 def test_zone_by_zone_batches_never_span_two_zones():
