@@ -201,13 +201,18 @@ class GroupResult:
     failed: dict[str, ConnectError]
 
     def raise_failed(self) -> None:
-        """Raise one error naming every failed host (the first one's kind, so its exit code); nothing if none failed."""
+        """Raise one error naming every failed host; nothing if none failed.
+
+        Its kind (so its exit code) is a host key's refusal if any host gave one — a possible
+        interception must not hide behind an unreachable host listed first — else the first error's.
+        """
         if not self.failed:
             return
         errors = list(self.failed.values())
         if len(errors) == 1:
             raise errors[0]
-        raise type(errors[0])(f"{len(errors)} hosts failed: " + "; ".join(str(e) for e in errors))
+        kind = next((type(e) for e in errors if isinstance(e, HostKeyError)), type(errors[0]))
+        raise kind(f"{len(errors)} hosts failed: " + "; ".join(str(e) for e in errors))
 
 
 class Fleet:

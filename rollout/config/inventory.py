@@ -582,11 +582,13 @@ def personal_copy(inv: Inventory, user: str) -> Inventory:
         raise ConfigError(f"{inv.name} has no personal environments (no 'personal' section in its inventory)")
     tags = personal.selector(inv.personal.tags, user)
     # Nothing shared carries over: not the balancers (the host would join shared traffic), nor
-    # the group, smoke checks, alarms, release hooks or promotion rules.
+    # the group, smoke checks, alarms, release hooks, promotion rules, nor the desired version that
+    # the shared group's new instances boot.
     return inv.model_copy(update={
         "name": f"{inv.name}@{user}", "user": user, "instances": inv.instances.model_copy(update={"tags": tags}),
         "load_balancers": inv.personal.load_balancers, "autoscaling_group": inv.personal.autoscaling_group,
         "smoke": [], "alarms": None, "post_deploy": [], "require_success_in": None, "protected": False,
+        "desired_version": None,
     })
 
 

@@ -40,8 +40,9 @@ def decode(text: Optional[str]) -> Optional[Desired]:
 def after_run(result: str, versions: set[str]) -> Optional[str]:
     """The version to publish after a run that ended with `result`, whose hosts were set to `versions`; None: publish nothing.
 
-    Only a run that left every host it planned on one version says what the fleet should run:
-    a success (deploy or rollback) or a recovery that restored one version. A failed,
+    Only a run that set every host it planned to one version says what the fleet should run: a
+    success (deploy or rollback; hosts that failed within max_failures are then off it, and
+    `status` flags them) or a recovery that restored one version. A failed,
     rolled-back, interrupted or paused run leaves the previous record as it was.
     """
     if result not in ("succeeded", "recovered") or len(versions) != 1:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence, Union
 
 from rollout.core import capacity, policy
-from rollout.core.errors import CapacityFloor, PreflightError, UsageError
+from rollout.core.errors import PreflightError, UsageError
 from rollout.core.sizes import Ramp, Size
 
 #: Auto Scaling processes that could launch, terminate or rebalance instances mid-rollout.
@@ -182,7 +182,7 @@ def build(
     """The plan for rolling `sha` over `hosts` (already selected and ordered; with `by_zone`, reordered zone by zone).
 
     `batch` is one size or a ramp of them; `max_failures` becomes a count of `hosts`. PreflightError if
-    `by_zone` meets a host whose zone is unknown; CapacityFloor if `floor` leaves no room for the largest batch.
+    `by_zone` meets a host whose zone is unknown; PreflightError if `floor` leaves no room for the largest batch.
     """
     if not VERSION.match(sha):
         raise ValueError(f"plan needs a full commit SHA or image digest, got {sha!r}")
@@ -197,7 +197,7 @@ def build(
     serving = len(hosts) if total_in_service is None else total_in_service
     batches = make_batches(hosts, ramp, serving, by_zone)
     if floor is not None and (why := capacity.never_fits(floor.hosts, serving, [len(b.hosts) for b in batches])):
-        raise CapacityFloor(f"{why}; nothing was changed")
+        raise PreflightError(f"{why}; lower min_healthy or the batch size; nothing was changed")
     to_suspend = tuple(p for p in ASG_PROCESSES if p not in suspended_before) if group else ()
     return Plan(
         env=env,

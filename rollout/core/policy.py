@@ -62,7 +62,7 @@ def first_out(queue: Sequence[str], out_of_service: frozenset[str] | set[str]) -
     return n
 
 
-def next_batch(*, phase: Phase, queue: Sequence[str], size: int, left_out: int = 0,
+def next_batch(*, phase: Phase, queue: Sequence[str], size: int, left_out: int = 0, ceiling: int = 0,
                out_of_service: frozenset[str] | set[str] = frozenset(), done: int = 0, env: str = "",
                interrupted: Optional[str] = None, lock_lost: Optional[str] = None, paused: Optional[str] = None) -> Next:
     """What to do before the next batch of `phase`, with `queue` (instance ids) still to do.
@@ -73,6 +73,9 @@ def next_batch(*, phase: Phase, queue: Sequence[str], size: int, left_out: int =
     restoring them takes nothing more out; they use the room up first. `done` is the number of
     batches run so far; `interrupted` the signal's name, `lock_lost` the new holder, `paused`
     the pause in words, when there is one (a pause or a signal stops only a stoppable phase).
+    `ceiling` is the most hosts this run already had out at once (a rollback's largest deployed
+    batch): left-out hosts then take their slots from it, so a ramp's small first batches, rolled
+    back last, are never starved by a host left out of a larger one.
     """
     if interrupted and stoppable(phase):
         return Next(stop=Stop.INTERRUPTED, why=f"interrupted by {interrupted} after batch {done}: the batch in hand was"
@@ -81,7 +84,8 @@ def next_batch(*, phase: Phase, queue: Sequence[str], size: int, left_out: int =
         return Next(stop=Stop.LOCK_LOST, why=lock_lost)
     if paused and stoppable(phase):
         return Next(stop=Stop.PAUSED, why=f"{env} was {paused}; stopped after batch {done}")
-    take = min(len(queue), max(first_out(queue, out_of_service), size - left_out))
+    room = min(size, max(size, ceiling) - left_out)
+    take = min(len(queue), max(first_out(queue, out_of_service), room))
     if take <= 0:
         return Next(stop=Stop.FAILED, why=f"{left_out} failed host(s) are out of the load balancers, which is the whole batch size")
     return Next(take=take)

@@ -33,8 +33,11 @@ log = logging.getLogger("rollout.deploy")
 
 def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *,
          lock: Optional[locks.Lock] = None, report: Optional[Report] = None, recovering=None, out_of_service=frozenset(),
-         stop: Optional[StopRequest] = None) -> Report:
-    """Take the lock (unless given, held), run the plan with journal and pause checks, record history, release the lock."""
+         stop: Optional[StopRequest] = None, whole_fleet: bool = True) -> Report:
+    """Take the lock (unless given, held), run the plan with journal and pause checks, record history, release the lock.
+
+    Only a run over the `whole_fleet` (not a --hosts selection) publishes the desired version.
+    """
     inv = env.inventory
     if report is None:
         report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=journals.new_run_id())
@@ -58,7 +61,8 @@ def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files:
         with stop.handling_signals(restoring=recovering is not None):
             Runner(env, plan, output, report, journal=journal, lock=lock, paused=paused, stop=stop,
                    recovering=recovering, out_of_service=out_of_service).run()
-        publish_desired(env, lock, report, set(recovering.targets.values()) if recovering else {plan.sha}, output)
+        if whole_fleet:
+            publish_desired(env, lock, report, set(recovering.targets.values()) if recovering else {plan.sha}, output)
         return report
     finally:
         # Whatever happens while recording (an error, Ctrl-C, SIGTERM), the lock is released and the report written.
@@ -160,7 +164,7 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
             return None
         if confirm is not None and not confirm(plan):
             raise PreflightError("deploy not confirmed; nothing was changed")
-        return run_plan(env, store, plan, output, files)
+        return run_plan(env, store, plan, output, files, whole_fleet=hosts is None)
     finally:
         env.close()
 

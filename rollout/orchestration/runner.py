@@ -171,7 +171,7 @@ class Runner:
             size = sizes[min(done, len(sizes) - 1)] if sizes else policy.batch_size(self.plan.ramp, done, total)
             nxt = policy.next_batch(
                 phase=phase, queue=[h.instance_id for h in queue], size=size,
-                left_out=len(left_out), out_of_service=self.out_of_service, done=self.batches.number, env=self.inv.name,
+                left_out=len(left_out), ceiling=max(sizes) if sizes else 0, out_of_service=self.out_of_service, done=self.batches.number, env=self.inv.name,
                 interrupted=interrupted, lock_lost=lost,
                 paused=self.paused() if policy.stoppable(phase) and not interrupted and not lost else None)
             if nxt.stop is Stop.LOCK_LOST:
@@ -189,6 +189,10 @@ class Runner:
                                       or bool(self.paused()))
                 except Cancelled:
                     continue  # the policy now stops on the signal, the lost lock or the pause
+                except (LockLost, LockUnproven):
+                    raise
+                except Exception as exc:  # an unreadable balancer mid-run is a failure the policy judges, like a batch's
+                    return Stop.FAILED, f"reading the load balancers' healthy hosts before batch {self.batches.number + 1}: {exc}"
                 if held:
                     return Stop.CAPACITY, capacity.held(self.batches.number + 1, head, held, self.plan.floor)
             batch = [queue.popleft() for _ in range(take)]
@@ -198,6 +202,7 @@ class Runner:
                     self.report.host(h.instance_id).error = f"{NOT_ROLLED_BACK}: unreachable over SSH"
                 batch = [h for h in batch if h not in unreachable]
                 if not batch:
+                    done += 1  # the next batch keeps its own deployed size
                     continue
             done += 1
             if phase is Phase.DEPLOY:

@@ -250,10 +250,10 @@ def test_the_plan_view_shows_the_ramp_the_zones_and_the_floor():
 
 def test_a_plan_by_zone_needs_every_zone_and_a_floor_that_fits():
     from rollout.core import plan as planning
-    from rollout.core.errors import CapacityFloor, PreflightError
+    from rollout.core.errors import PreflightError
 
     build = dict(env="e", ref="main", sha="b" * 40, balancers=(), group=None, suspended_before=frozenset())
     with pytest.raises(PreflightError, match=r"batch_by: zone, but EC2 reports no availability zone for h9 \(10.0.0.9\)"):
         planning.build(hosts=hosts(2, "ab") + [Host("i-9", "10.0.0.9", "h9")], batch=Size(1), by_zone=True, **build)
-    with pytest.raises(CapacityFloor, match="min_healthy keeps 4 of 4 hosts healthy, which leaves no room for a batch of 1"):
+    with pytest.raises(PreflightError, match="min_healthy keeps 4 of 4 hosts healthy, which leaves no room for a batch of 1"):
         planning.build(hosts=hosts(4), batch=Size(1), floor=capacity.Floor(Size(4), 4, 0), **build)

@@ -20,9 +20,10 @@ def test_one_failed_host_raises_its_own_error_unchanged():
 @pytest.mark.parametrize("first, second, kind, code", [
     (ConnectError("host 10.0.0.2: cannot connect"), ConnectError("host 10.0.0.3: cannot connect"), ConnectError, 6),
     (HostKeyError("host 10.0.0.2: host key unknown"), ConnectError("host 10.0.0.3: cannot connect"), HostKeyError, 7),
-    (ConnectError("host 10.0.0.2: cannot connect"), HostKeyError("host 10.0.0.3: host key unknown"), ConnectError, 6),
+    # A refused host key (a possible interception) decides the kind wherever it stands.
+    (ConnectError("host 10.0.0.2: cannot connect"), HostKeyError("host 10.0.0.3: host key unknown"), HostKeyError, 7),
 ])
-def test_every_failed_host_is_named_in_one_error_of_the_first_ones_kind(first, second, kind, code):
+def test_every_failed_host_is_named_in_one_error_a_host_key_refusal_first(first, second, kind, code):
     with pytest.raises(ConnectError) as raised:
         GroupResult(succeeded={}, failed={"10.0.0.2": first, "10.0.0.3": second}).raise_failed()
     assert type(raised.value) is kind and raised.value.exit_code == code

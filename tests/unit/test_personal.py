@@ -85,8 +85,10 @@ def test_an_inventory_cannot_set_the_internal_user(tmp_path):
 
 def test_a_personal_copy_shares_no_balancer_group_hook_or_rule(tmp_path):
     dev = {**BASE, "personal": {"tags": {"Stack": "app", "Deployment": "dev-{user}"}}, "post_deploy": ["announce"],
-           "alarms": {"prefix": "x"}, "protected": True}
+           "alarms": {"prefix": "x"}, "protected": True, "desired_version": {"parameter": "/rollout/dev/version"}}
     write(tmp_path, "dev", dev)
     inv = inventory.load("dev@ana", tmp_path)
     assert inv.load_balancers == [] and inv.autoscaling_group is None and inv.smoke == [] and inv.post_deploy == []
     assert inv.alarms is None and inv.protected is False
+    # A branch deploy never says what the shared group's new instances boot.
+    assert inventory.load("dev", tmp_path).desired_version is not None and inv.desired_version is None

@@ -132,6 +132,14 @@ NEXT = {
         (dict(phase=D, queue=["b"], size=1, lock_lost="run r2 of bo", paused="paused by ana"), (0, Stop.LOCK_LOST)),
     "an interrupt comes before a pause":
         (dict(phase=D, queue=["b"], size=1, interrupted="SIGINT", paused="paused by ana"), (0, Stop.INTERRUPTED)),
+    "a rollback's canary batch of 1 has room under the deployed ceiling of 2 with one host left out":
+        (dict(phase=RB, queue=["h1"], size=1, left_out=1, ceiling=2), (1, None)),
+    "a rollback's batch never grows past its own size under a higher ceiling":
+        (dict(phase=RB, queue=["h3", "h2", "h1"], size=2, ceiling=4), (2, None)),
+    "a rollback with the ceiling full of left-out hosts stops as failed":
+        (dict(phase=RB, queue=["h1"], size=1, left_out=2, ceiling=2), (0, Stop.FAILED)),
+    "a deploy's ceiling is its batch size: a left-out host still keeps its slot":
+        (dict(phase=D, queue=["b", "c"], size=2, left_out=1, ceiling=2), (1, None)),
     "an interrupt comes before running out of room":
         (dict(phase=D, queue=["b"], size=1, left_out=1, interrupted="SIGINT"), (0, Stop.INTERRUPTED)),
 }
