@@ -1,0 +1,32 @@
+"""The states of the rollback alarms: read them for the gates, force one for a drill."""
+
+from __future__ import annotations
+
+from rollout.aws import Aws, translate
+
+_CHUNK = 100  # the API's limit of names per call
+_TYPES = ["MetricAlarm", "CompositeAlarm"]
+
+
+class RollbackAlarms:
+    """The CloudWatch alarms named in `rollback_alarms`, whose state (not their actions) gates a rollout."""
+
+    def __init__(self, aws: Aws, names: list[str]):
+        self.client = aws.client("cloudwatch")
+        self.names = list(names)
+
+    def states(self) -> dict[str, str]:
+        """Name -> StateValue (OK, ALARM, INSUFFICIENT_DATA) of each configured alarm that exists."""
+        found: dict[str, str] = {}
+        with translate("reading the rollback alarms' states"):
+            pages = self.client.get_paginator("describe_alarms")
+            for i in range(0, len(self.names), _CHUNK):
+                for page in pages.paginate(AlarmNames=self.names[i : i + _CHUNK], AlarmTypes=_TYPES):
+                    for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                        found[alarm["AlarmName"]] = alarm["StateValue"]
+        return found
+
+    def force(self, name: str, reason: str) -> None:
+        """Set alarm `name` to ALARM (CloudWatch's SetAlarmState); it returns to its real state at its next evaluation."""
+        with translate(f"setting rollback alarm {name} to ALARM"):
+            self.client.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason[:1023])
