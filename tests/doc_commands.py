@@ -80,6 +80,14 @@ ELSEWHERE: dict[str, str] = {
     " --ssh-user=deploy --ssh-key=~/.ssh/deploy_ed25519 --known-hosts=known_hosts/production"
     " --repository=git@github.com:example/app.git --path=/srv/app --pid-file=/srv/app/run/app.pid --health-port=14000":
         "tests/test_init.py::test_init_finds_a_stack_environment_and_its_outputs",
+    "fab deploy --env=production --ref=v2.4.0 --step": "tests/test_gates_and_steps.py::test_step_then_continue_from_another_process_and_abort_rolls_back",
+    "fab deploy --env=production --continue": "tests/test_gates_and_steps.py::test_step_then_continue_from_another_process_and_abort_rolls_back",
+    "fab deploy --env=production --abort": "tests/test_gates_and_steps.py::test_step_then_continue_from_another_process_and_abort_rolls_back",
+    "fab drill --env=staging": "tests/test_gates_and_steps.py::test_a_drill_passes_on_the_sandbox_and_reports_its_timings",
+    "fab drill --env=production --fail-at=update --host=web-07 --report=drill.json":
+        "tests/test_gates_and_steps.py::test_a_drill_passes_on_the_sandbox_and_reports_its_timings",
+    "fab drill --env=production --alarm=app-production-rollback-5xx":
+        "tests/test_gates_and_steps.py::test_a_drill_passes_on_the_sandbox_and_reports_its_timings",
 }
 
 _SYNOPSIS = "a synopsis ([...] marks optional parts), not a command"

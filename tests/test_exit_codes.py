@@ -36,6 +36,7 @@ REACHED_BY = {
     12: ("tests/test_exit_codes.py", "test_an_unfinished_run_whose_lock_expired_refuses_the_next_deploy_with_12", None),
     13: ("tests/test_local_changes.py", "test_a_host_with_local_changes_is_refused_with_exit_13_and_nothing_changes", None),
     14: ("tests/test_ramp_and_floor.py", "test_a_host_made_unhealthy_from_outside_makes_the_floor_refuse_a_batch", None),
+    15: ("tests/test_gates_and_steps.py", "test_step_then_continue_from_another_process_and_abort_rolls_back", None),
     18: ("tests/test_recovery.py", "test_a_frozen_run_resumed_while_recover_restores_its_host_changes_nothing", None),
     20: ("tests/test_stacks.py", "test_stack_and_account_problems_are_refused_with_distinct_codes_and_touch_nothing", "stack updating"),
     130: ("tests/test_deploy.py", "test_interrupt_mid_rollout_restores_processes_and_exits_130", None),

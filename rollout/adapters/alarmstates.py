@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollout.aws import Aws, translate
+from rollout.adapters.aws import Aws, translate
 
 _CHUNK = 100  # the API's limit of names per call
 _TYPES = ["MetricAlarm", "CompositeAlarm"]
@@ -26,7 +26,7 @@ class RollbackAlarms:
                         found[alarm["AlarmName"]] = alarm["StateValue"]
         return found
 
-    def force(self, name: str, reason: str) -> None:
-        """Set alarm `name` to ALARM (CloudWatch's SetAlarmState); it returns to its real state at its next evaluation."""
-        with translate(f"setting rollback alarm {name} to ALARM"):
-            self.client.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason[:1023])
+    def set_state(self, name: str, state: str, reason: str) -> None:
+        """Set alarm `name` to `state` (CloudWatch's SetAlarmState, for a drill); it returns to its real state at its next evaluation."""
+        with translate(f"setting rollback alarm {name} to {state}"):
+            self.client.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason[:1023])

@@ -34,6 +34,7 @@ from rollout.core.report import ReportFiles
 from rollout.orchestration import deploy as deploying
 from rollout.orchestration import recover as recovering
 from rollout.orchestration import status as statuses
+from rollout.orchestration import stepped
 from rollout.orchestration.environment import Environment
 from rollout.state import journal as journals
 from rollout.state import lock as locks
@@ -132,10 +133,18 @@ def _confirm(inv, yes: bool):
 @exits
 def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hosts: Optional[str] = None,
            dry_run: bool = False, yes: bool = False, report: Optional[str] = None, no_ssh: bool = False,
-           junit: Optional[str] = None, branch: Optional[str] = None, force: bool = False) -> None:
+           junit: Optional[str] = None, branch: Optional[str] = None, force: bool = False, step: bool = False,
+           resume: bool = False, abort: bool = False) -> None:
     planning.parse_host_filter(hosts)  # malformed arguments fail before anything is read
     size = sizes.ramp_flag(batch)
+    if resume or abort:
+        _stepped_action(env, "--continue" if resume else "--abort", ref=ref, batch=batch, hosts=hosts, dry_run=dry_run,
+                        branch=branch, step=step, both=resume and abort)
     inv = inventory.load(env)
+    if resume:
+        return stepped.resume(inv, Output(), files=ReportFiles.of(report, junit), force=force, confirm=_confirm(inv, yes))
+    if abort:
+        return recovering.recover(inv, Output(), files=ReportFiles.of(report, junit), abort=True)
     if branch is not None:
         if ref is not None or inv.user:
             raise UsageError("--branch deploys a branch's head to its developer's environment: give it with --env=ENV alone, without --ref")
@@ -147,7 +156,28 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
         ref = apps.validate_ref(inv.app, ref) if ref else None  # an empty --ref means the default, as before
     confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=size, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
-                     confirm=confirm, files=ReportFiles.of(report, junit), force=force)
+                     confirm=confirm, files=ReportFiles.of(report, junit), force=force, step=step)
+
+
+def _stepped_action(env: str, flag: str, both: bool, **given) -> None:
+    """--continue and --abort act on the run that waits, as it was planned: they take no option that would change it."""
+    if both:
+        raise UsageError("--continue and --abort are two answers to a stepped run: give one")
+    extra = [f"--{k.replace('_', '-')}" for k, v in given.items() if v not in (None, False)]
+    if extra:
+        raise UsageError(f"{flag} acts on the stepped run as it was planned; it takes no {', '.join(extra)}"
+                         f" (give --env, and --yes, --report, --junit, --force if needed)")
+
+
+@exits
+def drill(env: str, fail_at: Optional[str] = None, host: Optional[str] = None, alarm: Optional[str] = None,
+          batch: Optional[str] = None, yes: bool = False, report: Optional[str] = None, junit: Optional[str] = None) -> None:
+    from rollout.orchestration import drill as drills
+
+    size = sizes.ramp_flag(batch)
+    inv = inventory.load(env)
+    drills.drill(inv, Output(), fail_at=fail_at, host=host, alarm=alarm, batch=size, confirm=_confirm(inv, yes),
+                 files=ReportFiles.of(report, junit))
 
 
 @exits
@@ -172,7 +202,7 @@ def _state(inv) -> dict:
     try:
         store = open_store(inv)
         return statuses.state(locks.holder(store), pauses.current(store), journals.unfinished(store),
-                              next(iter(journals.history(store, limit=1)), None))
+                              next(iter(journals.history(store, limit=1)), None), journals.stepped(store))
     except RolloutError as exc:
         return {"error": str(exc)}
 

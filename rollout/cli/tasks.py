@@ -78,15 +78,30 @@ def task(help=None, core_options=(), **kwargs):
         "junit": "write a JUnit XML summary (one test case per host) to this path",
         "branch": "personal deploy: this branch's head to its developer's environment (ENV@USER)",
         "force": "redo hosts already on the target, and discard local changes in the hosts' checkouts (listed in the report) instead of refusing (exit 13)",
+        "step": "stop after the first batch (exit 15) and wait for --continue or --abort, from any machine",
+        "continue": "continue the run that waits at a step: its remaining hosts, same commit and batch size",
+        "abort": "roll back the run that waits at a step: its updated hosts return to their previous versions",
     },
     core_options=("hosts", "dry"),
 )
 def deploy(c, env=None, ref=None, batch=None, hosts=None, dry_run=False, yes=False, report=None, no_ssh=False, junit=None,
-           branch=None, force=False, verbose=False, quiet=False):
+           branch=None, force=False, step=False, continue_=False, abort=False, verbose=False, quiet=False):
     """Roll a commit over the environment's hosts, batch by batch, with zero downtime."""
     cli = _session(c, verbose, quiet)
     cli.deploy(env, ref=ref, batch=batch, hosts=hosts, dry_run=dry_run, yes=yes, report=report, no_ssh=no_ssh, junit=junit,
-               branch=branch, force=force)
+               branch=branch, force=force, step=step, resume=continue_, abort=abort)
+
+
+@task(help={"fail-at": "where the chosen host fails: update (nothing runs on it) or health (judged failed after it passed); default health",
+            "host": "the host that fails: a name or instance id (default: the first of the second batch)",
+            "alarm": "instead of a host's failure: this rollback alarm is set to ALARM after the first batch, then set back",
+            "batch": "hosts out of service at once, as for deploy", "yes": "do not ask for confirmation on a terminal",
+            "report": "write the JSON report, with the drill's findings and timings, to this path",
+            "junit": "write a JUnit XML summary to this path"})
+def drill(c, env=None, fail_at=None, host=None, alarm=None, batch=None, yes=False, report=None, junit=None, verbose=False, quiet=False):
+    """Rehearse the safety net: redeploy the current version with a failure injected, check the rollback restored every host."""
+    cli = _session(c, verbose, quiet)
+    cli.drill(env, fail_at=fail_at, host=host, alarm=alarm, batch=batch, yes=yes, report=report, junit=junit)
 
 
 @task(help={"json": "print one JSON document instead of a table"})
@@ -215,7 +230,7 @@ def init(c, env=None, region=None, endpoint_url=None, profile=None, stack=None, 
     cli.init(env, given)
 
 
-TASKS = (deploy, status, keys, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui, init)
+TASKS = (deploy, drill, status, keys, recover, rollback, history, pause, unpause, unlock, setup, check, enqueue, worker, ui, init)
 
 
 def namespace() -> Collection:

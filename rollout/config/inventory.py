@@ -355,6 +355,21 @@ class Alarms(Model):
     prefix: Optional[Text] = None
 
 
+class Verify(Model):
+    """The new version seen through the balancer's front end after each batch."""
+
+    url: Url
+    via: Literal["controller", "bastion"] = "controller"
+    status: Status = 200
+    timeout: _seconds(gt=0) = 30
+
+    @model_validator(mode="after")
+    def _plain_through_bastion(self):
+        if self.via == "bastion" and self.url.startswith("https:"):
+            raise ValueError("verify.via: bastion reaches the front end over plain HTTP: give an http:// URL, or via: controller")
+        return self
+
+
 class Slack(Model):
     channel: Text
     token_env: EnvVar = "SLACK_BOT_TOKEN"
@@ -429,6 +444,10 @@ class Inventory(Model):
     smoke: list[Smoke] = []
     post_deploy: list[Text] = []
     alarms: Optional[Alarms] = None
+    bake: _seconds(ge=0, le=86400) = 0
+    bake_after: Literal["first", "each"] = "first"
+    rollback_alarms: list[Text] = []
+    verify: Optional[Verify] = None
     slack: Optional[Slack] = None
     desired_version: Optional[DesiredVersion] = None
 
@@ -582,13 +601,14 @@ def personal_copy(inv: Inventory, user: str) -> Inventory:
         raise ConfigError(f"{inv.name} has no personal environments (no 'personal' section in its inventory)")
     tags = personal.selector(inv.personal.tags, user)
     # Nothing shared carries over: not the balancers (the host would join shared traffic), nor
-    # the group, smoke checks, alarms, release hooks, promotion rules, nor the desired version that
+    # the group, smoke checks, alarms (paging or rollback), the front end, release hooks, promotion rules, nor the desired version that
     # the shared group's new instances boot.
     return inv.model_copy(update={
         "name": f"{inv.name}@{user}", "user": user, "instances": inv.instances.model_copy(update={"tags": tags}),
         "load_balancers": inv.personal.load_balancers, "autoscaling_group": inv.personal.autoscaling_group,
         "smoke": [], "alarms": None, "post_deploy": [], "require_success_in": None, "protected": False,
         "desired_version": None,
+        "rollback_alarms": [], "verify": None,
     })
 
 

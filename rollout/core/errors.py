@@ -125,6 +125,12 @@ class Drift(RolloutError):
     exit_code = 13
 
 
+class Stepped(RolloutError):
+    """The run stopped after its first batch, as --step asked; it waits for `fab deploy --continue` or `--abort`."""
+
+    exit_code = 15
+
+
 class Interrupted(RolloutError):
     """The operator interrupted the rollout (Ctrl-C or SIGTERM)."""
 

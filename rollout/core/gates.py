@@ -126,6 +126,7 @@ class Stepped:
     done: tuple[dict, ...]
     remaining: tuple[dict, ...]
     failed: tuple[str, ...] = field(default=())
+    ramp: tuple[str, ...] = field(default=())  # the run's batch sizes, as written (`1`, `10%`)
 
 
 def stepped_from(run_id: str, records: Sequence[dict]) -> Optional[Stepped]:
@@ -146,7 +147,7 @@ def stepped_from(run_id: str, records: Sequence[dict]) -> Optional[Stepped]:
     remaining = tuple(h for h in hosts if h["instance_id"] not in done_ids and h["instance_id"] not in data.get("failed", []))
     return Stepped(run_id=run_id, ref=start.get("ref", ""), sha=start.get("sha", ""), batch_size=int(start.get("batch_size", 1)),
                    after_batch=int(data.get("after_batch", 1)), started=str(data.get("started", "")), done=done,
-                   remaining=remaining, failed=tuple(data.get("failed", [])))
+                   remaining=remaining, failed=tuple(data.get("failed", [])), ramp=tuple(data.get("ramp", [])))
 
 
 def step_now(stepping: bool, batch_no: int, batches: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from rollout.core import capacity
+from rollout.core import gates as gating
 from rollout.core.plan import Plan
 from rollout.core.report import short
 from rollout.core.sizes import ramp_text
@@ -72,3 +73,28 @@ def _table(console: Console, title: str, header: tuple[str, ...], rows: list[tup
     lines = [title, "  ".join(c.upper().ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     console.out("\n".join(lines), highlight=False)
+
+
+def render_gates(inv, batches: int, step: bool, console: Console) -> None:
+    """Print the gates of a rollout of `batches` batches: bakes, rollback alarms, the front-end check, --step."""
+    schedule = gating.bake_schedule(batches, inv.bake, gating.BakeAfter(inv.bake_after))
+    if schedule:
+        after = ", ".join(str(n) for n, _ in schedule)
+        total = sum(s for _, s in schedule)
+        console.print(f"Bakes: {inv.bake:g}s after batch {after} (bake_after: {inv.bake_after}), {total:g}s in all,"
+                      f" on top of the estimate", highlight=False)
+    else:
+        console.print("Bakes: none" + (f" (bake: {inv.bake:g}s, but no batch is followed by another)" if inv.bake else ""),
+                      highlight=False)
+    if inv.rollback_alarms:
+        console.print(f"Rollback alarms: {', '.join(inv.rollback_alarms)}: read before each batch, after it and through"
+                      f" each bake; one in ALARM stops the rollout and rolls back every updated host", highlight=False)
+    else:
+        console.print("Rollback alarms: none", highlight=False)
+    if inv.verify is not None:
+        console.print(f"Front end: {inv.verify.url} (from the {inv.verify.via}) must answer the new version within"
+                      f" {inv.verify.timeout:g}s after each batch, or the rollout rolls back", highlight=False)
+    else:
+        console.print("Front end: not checked (no verify in the inventory); each host is checked on its own port", highlight=False)
+    if step:
+        console.print("Step: stops after batch 1 (exit 15) and waits for fab deploy --continue or --abort", highlight=False)

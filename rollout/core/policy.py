@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from rollout.core.errors import CapacityFloor, DeployFailed, Interrupted, Paused, RolledBack, RolloutError
+from rollout.core.errors import CapacityFloor, DeployFailed, Interrupted, Paused, RolledBack, RolloutError, Stepped
 from rollout.core.sizes import Ramp, Size, batch_hosts
 from rollout.core.vocabulary import HostResult, NOT_ROLLED_BACK, Phase, Result, Stop
 
@@ -98,9 +98,9 @@ def over_budget(*, phase: Phase, failures: int, allowed: int, first: str = "") -
     return Next()
 
 
-def restores(phase: Phase, previous: Optional[str], target: str) -> bool:
+def restores(phase: Phase, previous: Optional[str], target: Optional[str]) -> bool:
     """Whether a host that failed its update goes back to `previous` at once: only in a deploy, and only
-    to a known version other than the one it failed to reach."""
+    to a known version other than the one it failed to reach (`target` None: any known version, as in a drill)."""
     return phase is Phase.DEPLOY and bool(previous) and previous != target
 
 
@@ -136,8 +136,9 @@ def rollback_hosts(hosts: Sequence, results: dict[str, str]) -> list:
 
 
 def rolls_back(stop: Stop, on_failure: str, updated: int) -> bool:
-    """Whether a stop leads to rolling the `updated` hosts back: a failure, with on_failure=rollback."""
-    return stop is Stop.FAILED and on_failure == "rollback" and updated > 0
+    """Whether a stop leads to rolling the `updated` hosts back: a failure, with on_failure=rollback; a gate (a
+    rollback alarm, the front end), whatever on_failure says: rolling back is what a gate is for."""
+    return (stop is Stop.GATE or (stop is Stop.FAILED and on_failure == "rollback")) and updated > 0
 
 
 def stranded(hosts: Sequence) -> list[str]:
@@ -183,11 +184,14 @@ def verdict(*, phase: Phase, stop: Optional[Stop], why: str = "", on_failure: st
         raise ValueError("a lost lock is raised, not judged")
     if rolled_back is False:
         return Verdict(Result.FAILED, DeployFailed, f"{why}; rollback did not finish either: {rollback_why}; see the summary")
-    if stop is Stop.FAILED and on_failure == "rollback" and not left_out:
+    if (stop is Stop.GATE or (stop is Stop.FAILED and on_failure == "rollback")) and not left_out:
         return Verdict(Result.ROLLED_BACK, RolledBack, f"{why}; every host touched was returned to its previous version and is serving")
+    if stop is Stop.STEPPED and not left_out:
+        return Verdict(Result.STEPPED, Stepped, f"{why}: continue with: fab deploy --continue --env={env}, or roll back with:"
+                                                f" fab deploy --abort --env={env}")
     if left_out:
         why += f"; out of the load balancers: {', '.join(left_out)} (fix them, then deploy again)"
-    result, error = _STOPPED[stop]
+    result, error = _STOPPED.get(stop, (Result.FAILED, DeployFailed))  # a gate or a step that left a host out
     return Verdict(result, error, why)
 
 

@@ -54,6 +54,8 @@ READS = {
     Kind.RESTORED: _touched,
     Kind.ALARMS_ENABLED: _nothing,
     Kind.RESUMED: _nothing,
+    Kind.STEPPED: _nothing,
+    Kind.CONTINUED: _nothing,
     Kind.STOPPED: _nothing,
     Kind.END: _nothing,
 }

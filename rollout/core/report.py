@@ -68,6 +68,7 @@ class Report:
     aws_calls: int = 0
     bastion_connections: int = 0
     duration_seconds: Optional[float] = None
+    drill: Optional[dict] = None  # `fab drill`'s findings (rollout.orchestration.drill)
 
     def host(self, instance_id: str) -> HostRecord:
         return next(h for h in self.hosts if h.instance_id == instance_id)

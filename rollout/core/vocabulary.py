@@ -43,6 +43,8 @@ class Kind(StrEnum):
     RESTORED = "restored"
     ALARMS_ENABLED = "alarms_enabled"
     RESUMED = "resumed"
+    STEPPED = "stepped"       # a --step run waits for --continue or --abort
+    CONTINUED = "continued"   # someone took a stepped run on
     STOPPED = "stopped"
     END = "end"
 
@@ -58,6 +60,7 @@ class Result(StrEnum):
     PAUSED = "paused"
     RECOVERED = "recovered"
     LOST_LOCK = "lost_lock"
+    STEPPED = "stepped"
 
 
 class Stop(StrEnum):
@@ -68,3 +71,5 @@ class Stop(StrEnum):
     INTERRUPTED = "interrupted"   # Ctrl-C or SIGTERM
     LOCK_LOST = "lock_lost"       # another run took the lock over
     CAPACITY = "capacity"         # a batch would break the capacity floor (min_healthy), still after waiting
+    GATE = "gate"                 # a rollback alarm fired, or the front end did not serve the new version
+    STEPPED = "stepped"           # --step: after the first batch, wait for --continue or --abort

@@ -39,13 +39,16 @@ class Batches:
     StopRequest) ends a stoppable drain, as does a lock that `lock` knows is lost.
     """
 
-    def __init__(self, env, plan, report, output, *, journal: Callable, fence: Callable[[], None], stop, lock=None):
+    def __init__(self, env, plan, report, output, *, journal: Callable, fence: Callable[[], None], stop, lock=None, drill=None):
         self.env, self.inv, self.report, self.out = env, env.inventory, report, output
         self.journal, self.fence, self.stop, self.lock = journal, fence, stop, lock
+        self.drill = drill  # a drill redeploys the version hosts run: a failed host is restored to it all the same
         self.number = 0
+        self.out_now: set[str] = set()  # hosts this run has out of the balancers now
+        self.most_out = 0               # the most at once
         self.unproven: Optional[LockUnproven] = None  # set when the gate could not prove the lock
         self.balancers = BalancerGroup(env.balancers)
-        self.updater = Updater(env, plan, report, output, stopped=lambda: self.unproven is not None)
+        self.updater = Updater(env, plan, report, output, stopped=lambda: self.unproven is not None, drill=drill)
 
     def run(self, hosts: list[Host], target: Callable[[Host], str], phase: Phase) -> BatchResult:
         """Take `hosts` out, update each to `target(host)`, put the healthy ones back; the hosts' results."""
@@ -127,6 +130,9 @@ class Batches:
         """One call per balancer for the whole batch, all balancers side by side; a `stoppable` drain ends on a stop request."""
         if action in ("deregister", "register"):
             self.fence()
+        if action == "deregister":
+            self.out_now |= {h.instance_id for h in hosts}
+            self.most_out = max(self.most_out, len(self.out_now))
         t = time.monotonic()
         group = self.balancers
         results = {
@@ -150,6 +156,8 @@ class Batches:
                 f"{action} on {lb.kind} {lb.name} failed for {', '.join(h.label for h in hosts)}: {str(exc) or type(exc).__name__}."
                 f" These hosts may be out of that load balancer; run: fab recover --env={self.inv.name}"
             )
+        if action == "register":
+            self.out_now -= {h.instance_id for h in hosts}
         self.out.line(f"{action} {', '.join(h.name or h.instance_id for h in hosts)} ({took:.2f}s)")
 
     def _out_and_updated(self, hosts: list[Host], target: Callable[[Host], str], phase: Phase, result: BatchResult) -> bool:
@@ -173,8 +181,10 @@ class Batches:
             except StepError as err:
                 log.warning("%s", err)
                 result.errors[h.instance_id] = err
-                restored = self._restore_host(h) if policy.restores(phase, h.version, target(h)) else None
-                after = policy.after_failure(phase=phase, step=err.step, previous=h.version, target=target(h), restored=restored)
+                # A drill's host failed on the version it already ran: restoring it is redeploying that version.
+                back_to = target(h) if self.drill is None else None
+                restored = self._restore_host(h) if policy.restores(phase, h.version, back_to) else None
+                after = policy.after_failure(phase=phase, step=err.step, previous=h.version, target=back_to, restored=restored)
                 (result.restored if after is HostResult.RESTORED else result.left_out).append(h)
 
         pool = ThreadPoolExecutor(max_workers=min(len(hosts), self.inv.ssh.parallel))

@@ -14,13 +14,15 @@ from rollout.adapters.interrupts import StopRequest
 from rollout.apps import strategies as apps
 from rollout.config.inventory import Inventory
 from rollout.core import desired
+from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core.errors import PreflightError, UsageError
-from rollout.core.planview import render_plan
+from rollout.core.planview import render_gates, render_plan
 from rollout.core.report import Report, ReportFiles
 from rollout.core.sizes import Ramp, Size
 from rollout.core.vocabulary import Result
 from rollout.orchestration.environment import Environment
+from rollout.orchestration.gating import Gates
 from rollout.orchestration.preflight import preflight
 from rollout.orchestration.runner import Runner
 from rollout.state import journal as journals
@@ -33,10 +35,13 @@ log = logging.getLogger("rollout.deploy")
 
 def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files: ReportFiles, *,
          lock: Optional[locks.Lock] = None, report: Optional[Report] = None, recovering=None, out_of_service=frozenset(),
-         stop: Optional[StopRequest] = None, whole_fleet: bool = True) -> Report:
+         stop: Optional[StopRequest] = None, whole_fleet: bool = True, step: bool = False,
+         continuing: Optional[gating.Stepped] = None, gates: Optional[Gates] = None, drill=None) -> Report:
     """Take the lock (unless given, held), run the plan with journal and pause checks, record history, release the lock.
 
     Only a run over the `whole_fleet` (not a --hosts selection) publishes the desired version.
+    `gates` (rollback alarms, bakes, the front end), `step` (--step), `continuing` (--continue) and
+    `drill` (fab drill) go to the Runner. A run that stopped at a step is not recorded in the history yet.
     """
     inv = env.inventory
     if report is None:
@@ -60,14 +65,15 @@ def run_plan(env: Environment, store: Store, plan: planning.Plan, output, files:
         journal = journals.Journal(store, run_id, fence=run_id, joins=recovering.chain if recovering else None)
         with stop.handling_signals(restoring=recovering is not None):
             Runner(env, plan, output, report, journal=journal, lock=lock, paused=paused, stop=stop,
-                   recovering=recovering, out_of_service=out_of_service).run()
+                   recovering=recovering, out_of_service=out_of_service, gates=gates, step=step, continuing=continuing,
+                   drill=drill).run()
         if whole_fleet:
             publish_desired(env, lock, report, set(recovering.targets.values()) if recovering else {plan.sha}, output)
         return report
     finally:
         # Whatever happens while recording (an error, Ctrl-C, SIGTERM), the lock is released and the report written.
         try:
-            if report.ended and report.result != journals.Result.LOST_LOCK:
+            if report.ended and report.result not in (Result.LOST_LOCK, Result.STEPPED):
                 try:
                     journals.record_run(store, report, fence=run_id)
                 except Exception as exc:  # noqa: BLE001 - the rollout itself is over; say so and go on
@@ -125,9 +131,13 @@ def publish_converged(env: Environment, store: Store, version: str, output) -> N
 
 
 def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, hosts=None, dry_run=False, confirm=None,
-           files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False) -> Optional[Report]:
+           files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False,
+           step: bool = False) -> Optional[Report]:
     """Deploy `ref` (checked: apps.validate_ref) to the environment; return the report (None for a dry run).
     `batch` overrides the inventory's.
+
+    With `step`, the run stops after its first batch (Stepped, exit 15) and waits, in the journal,
+    for orchestration.stepped.resume (--continue) or recover(abort=True) (--abort), from any machine.
 
     `force` redoes hosts that already serve the target (otherwise left out of the plan), and discards
     local changes in the hosts' checkouts (as does app.discard_local_changes); without it a host with
@@ -161,10 +171,11 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
                             f" (listed in the report): {', '.join(json.dumps(c, ensure_ascii=False) for c in h.local_changes[:5])}")
         if dry_run:
             render_plan(plan, output.console)
+            render_gates(inv, len(plan.batches), step, output.console)
             return None
         if confirm is not None and not confirm(plan):
             raise PreflightError("deploy not confirmed; nothing was changed")
-        return run_plan(env, store, plan, output, files, whole_fleet=hosts is None)
+        return run_plan(env, store, plan, output, files, whole_fleet=hosts is None, step=step, gates=Gates.of(env))
     finally:
         env.close()
 
@@ -172,7 +183,7 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
 def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
     """(ref, sha) to roll back to: `to`, else the last successful version before the current one (from the history)."""
     runs = [r for r in journals.history(store, limit=200)
-            if r.get("result") == Result.SUCCEEDED and not str(r.get("ref", "")).startswith("recover ")]
+            if r.get("result") == Result.SUCCEEDED and not str(r.get("ref", "")).startswith(("recover ", "abort "))]
     if to:
         # An image digest names itself: the hosts that ran it still have it, no registry needed.
         return to, to if registry.DIGEST.match(to) else ""

@@ -12,8 +12,8 @@ from rollout.adapters.alarmstates import RollbackAlarms
 from rollout.adapters.frontend import FrontEnd
 from rollout.core import gates
 from rollout.core.gates import PASS, Answer, Verdict
-from rollout.errors import PreflightError
-from rollout.waiting import Cancelled, WaitTimeout, poll
+from rollout.core.errors import PreflightError
+from rollout.adapters.waiting import Cancelled, WaitTimeout, poll
 
 #: Seconds between reads of the alarms during a bake: the first after 1 s, then every 2 s at most.
 ALARM_POLL = (1.0, 2.0)

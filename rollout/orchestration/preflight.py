@@ -19,6 +19,7 @@ from rollout.core import plan as planning
 from rollout.core.errors import Drift, LockHeld, PreflightError, RefError
 from rollout.core.sizes import Ramp
 from rollout.orchestration.environment import Environment
+from rollout.orchestration.gating import Gates
 from rollout.state import journal as journals
 from rollout.state import lock as locks
 from rollout.state import pause as pauses
@@ -143,7 +144,8 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         selected = planning.select_hosts(all_hosts, wanted)
         balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
         versions = pool.submit(_read_hosts, env, selected, resolved, sha, busy, ref, fetch) if ssh else None
-        read = pool.submit(_read_balancers, env, balancers)
+        read = pool.submit(read_balancers, env, balancers)
+        gates_ok = pool.submit(Gates.of(env).check_configured)  # the rollback alarms exist, none in ALARM
         busy.result()
         if resolved is not None:
             sha = resolved.result()
@@ -152,6 +154,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         if versions is not None:
             selected = versions.result()
         facts, members, healthy, suspended = read.result()
+        gates_ok.result()
     done = [] if redo or not ssh else already_done(env, selected, sha, list(healthy.values()))
     selected = [h for h in selected if h not in done]
     drift = drift_message(selected)
@@ -206,7 +209,7 @@ def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
         refuse_if_busy(store, env_name)
 
 
-def _read_balancers(env: Environment, balancers: list) -> tuple:
+def read_balancers(env: Environment, balancers: list) -> tuple:
     """(facts, members by balancer, healthy members by balancer, processes suspended before): one read
     of each balancer and the group."""
     facts = tuple(lb.facts() for lb in balancers)

@@ -18,6 +18,7 @@ from rollout.core.sizes import Size
 from rollout.core.vocabulary import Phase
 from rollout.orchestration.deploy import run_plan
 from rollout.orchestration.environment import Environment
+from rollout.orchestration import stepped
 from rollout.orchestration.preflight import current_versions
 from rollout.orchestration.suspension import resume_processes
 from rollout.state import journal as journals
@@ -25,8 +26,12 @@ from rollout.state import lock as locks
 from rollout.state.store import Store
 
 
-def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles = ReportFiles()) -> Optional[Report]:
+def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles = ReportFiles(),
+            abort: bool = False) -> Optional[Report]:
     """Restore the fleet after a run that did not finish, as a recovery run of its own; return its report.
+
+    A run that waits at a step (--step) is not dead: it is left alone, unless `abort`
+    (--abort), which returns its updated hosts to their previous versions the same way.
 
     The lock comes first: a recover that does not get it changes nothing and exits 10. Once it
     is held the state is read again, so a run that finished meanwhile is never recovered. The
@@ -41,10 +46,17 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         env.aws.check_access()
         store.check()
         chain = journals.chain(store)
+        if abort:
+            stepped.waiting(store, inv.name)
+        elif chain is not None and journals.stepped(store):
+            output.line(f"{inv.name}: run {chain[0]} waits after its first batch (--step), every host serving; nothing to"
+                        f" recover: continue it with fab deploy --continue --env={inv.name}, or roll it back with"
+                        f" fab deploy --abort --env={inv.name}")
+            return None
         if chain is None:
             _release_orphan_lock(inv, store, force, output)
             return None
-        report = Report(env=inv.name, ref=f"recover {chain[0]}", sha="", run_id=journals.new_run_id())
+        report = Report(env=inv.name, ref=f"{'abort' if abort else 'recover'} {chain[0]}", sha="", run_id=journals.new_run_id())
         lock = locks.Lock(store, report.run_id, report.who, report.ref, ttl=inv.state.lock_ttl)
         locks.acquire_for_recovery(lock, force=force, say=output.line)
         stop = StopRequest()
@@ -52,6 +64,11 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         try:
             with stop.handling_signals(restoring=True):
                 chain = journals.chain(store)  # again: what we waited for may have finished it
+                if abort:
+                    stepped.waiting(store, inv.name)  # not continued by someone else meanwhile
+                elif chain is not None and journals.stepped(store):
+                    output.line(f"{inv.name}: run {chain[0]} waits at a step; nothing to recover")
+                    return None
                 if chain is None:
                     output.line(f"{inv.name}: the unfinished run was closed while we waited for the lock; nothing to recover")
                     return None

@@ -18,10 +18,12 @@ from rollout.adapters import hooks, smoke
 from rollout.adapters.interrupts import StopRequest
 from rollout.adapters.waiting import Cancelled
 from rollout.core import capacity, messages, policy
+from rollout.core import gates as gating
 from rollout.core import recovery as recoveries
-from rollout.core.errors import DeployFailed, Interrupted, LockLost, LockUnproven, RolloutError
+from rollout.core.errors import DeployFailed, Interrupted, LockLost, LockUnproven, RolloutError, Stepped
+from rollout.core.gates import Stepped as StepState
 from rollout.core.plan import Host, Plan
-from rollout.core.report import HostRecord, Report, now_iso
+from rollout.core.report import HostRecord, Report, now_iso, short
 from rollout.core.vocabulary import NOT_ROLLED_BACK, HostResult, Kind, Phase, Result, Stop
 from rollout.orchestration import floor
 from rollout.orchestration.batch import Batches
@@ -41,7 +43,8 @@ class Runner:
 
     def __init__(self, env, plan: Plan, output, report: Report, *, journal=None, lock=None,
                  paused: Callable[[], Optional[str]] = lambda: None, stop: Optional[StopRequest] = None,
-                 recovering: Optional[recoveries.Assessment] = None, out_of_service: frozenset[str] = frozenset()):
+                 recovering: Optional[recoveries.Assessment] = None, out_of_service: frozenset[str] = frozenset(),
+                 gates=None, step: bool = False, continuing: Optional[StepState] = None, drill=None):
         self.env, self.inv, self.plan, self.out, self.report = env, env.inventory, plan, output, report
         self.journal, self.lock, self.paused, self.stop = journal, lock, paused, stop or StopRequest()
         self.recovering = recovering
@@ -52,7 +55,15 @@ class Runner:
         self.deployed: list[list[Host]] = []  # the deploy's batches, in order: a rollback returns them last first
         self._slack_head = ""
         self.held = Suspension(env, plan, report, output, self._journal, self._fence, recovering)
-        self.batches = Batches(env, plan, report, output, journal=self._journal, fence=self._fence, stop=self.stop, lock=lock)
+        # A drill (rollout.orchestration.drill.Drill) injects one failure into a redeploy of the version hosts run.
+        self.drill = drill
+        self.rollback_started: Optional[float] = None
+        self.batches = Batches(env, plan, report, output, journal=self._journal, fence=self._fence, stop=self.stop, lock=lock,
+                               drill=drill)
+        self.gates = gates  # rollout.orchestration.gating.Gates, or None: no gate but each host's health
+        self.step = step
+        self.continuing = continuing  # the stepped run this one continues (--continue)
+        self.done = frozenset(h["instance_id"] for h in continuing.done) if continuing else frozenset()
 
     def target(self, host: Host) -> str:
         return self.targets.get(host.instance_id, self.plan.sha)
@@ -74,7 +85,16 @@ class Runner:
             start["balancers"] = [list(kn) for kn in self.env.found_balancers]
         if self.recovering:
             start.update(recovering=list(self.recovering.chain), decided=self.targets)
-        self._journal(Kind.START, start, begin=True)
+        if self.continuing:
+            self.batches.number = self.continuing.after_batch
+            self.deployed.append([h for h in plan.hosts if h.instance_id in self.done])  # rolled back last, if it comes to that
+            for h in report.hosts:
+                if h.instance_id in self.done:
+                    h.result, h.new_version = HostResult.UPDATED, plan.sha
+            if self.journal is not None:
+                self.journal.take_step({"action": gating.StepAction.CONTINUE.value, "who": report.who})
+        else:
+            self._journal(Kind.START, start, begin=True)
         self._slack_head = messages.started(plan, report.who)
         self.env.slack.start(self._slack_head)
         error: Optional[RolloutError] = None
@@ -126,7 +146,13 @@ class Runner:
         report.aws_calls, report.bastion_connections = self.env.aws.calls, self.env.fleet.bastion_opens
         if self.journal is not None and not lost and not unproven:  # unproven: left open, as it was, for recover
             try:
-                if stranded or restore_error or (self.recovering and error is not None):
+                if isinstance(error, Stepped) and not stranded and not restore_error:
+                    # Left open, waiting: the next deploy refuses and names --continue and --abort.
+                    self.journal.step({"after_batch": self.batches.number, "started": report.started, "who": report.who,
+                                       "ramp": [str(s) for s in plan.ramp],
+                                       "done": [h.instance_id for h in report.hosts if h.result == HostResult.UPDATED],
+                                       "failed": [h.instance_id for h in report.hosts if h.result == HostResult.RESTORED]})
+                elif stranded or restore_error or (self.recovering and error is not None):
                     # Left open on purpose: the next deploy refuses and `recover` finishes the job.
                     self.journal.write(Kind.STOPPED, {"result": report.result, "stranded": stranded})
                 else:
@@ -134,16 +160,20 @@ class Runner:
             except Exception as exc:  # noqa: BLE001 - the journal then stays open and `recover` will say so
                 log.error("could not close the journal of run %s: %s; run fab recover --env=%s", report.run_id, exc, self.inv.name)
         self.env.slack.finish(messages.finished(report, failed=error is not None))
+        if self.drill is not None:
+            self.drill.observe(most_out=self.batches.most_out, rollback_started=self.rollback_started)
         if error is not None:
             raise error
         return report
 
     def _forward(self) -> Optional[RolloutError]:
         """Roll every host forward, then roll back if the policy says so; the policy's verdict as an error (None: success)."""
-        stop, why = self._roll(list(self.plan.hosts), self.target, self.forward) or (None, "")
+        todo = [h for h in self.plan.hosts if h.instance_id not in self.done]
+        stop, why = self._roll(todo, self.target, self.forward) or (None, "")
         rolled_back, rollback_why = None, ""
         updated = policy.rollback_hosts(self.plan.hosts, {h.instance_id: h.result for h in self.report.hosts})
         if self.forward is Phase.DEPLOY and stop and policy.rolls_back(stop, self.plan.on_failure, len(updated)):
+            self.rollback_started = time.monotonic()
             self.out.line(f"rolling back {len(updated)} updated host(s) to their previous versions: {why}")
             self.env.slack.progress(messages.rolling_back(self.inv.name, len(updated), why))
             batches = capacity.rollback_batches(self.deployed, {h.instance_id for h in updated})
@@ -165,6 +195,8 @@ class Runner:
         `sizes` are the batch sizes to take (a rollback's), instead of the plan's ramp.
         """
         queue, left_out, done, total = deque(hosts), [], 0, len(self.plan.hosts)
+        if phase is Phase.DEPLOY and self.continuing:  # the ramp goes on where the stepped run stopped
+            done = self.continuing.after_batch
         while queue:
             interrupted = self.stop.reason if self.stop.requested else None
             lost = self.lock.lost if self.lock is not None else None
@@ -178,6 +210,8 @@ class Runner:
                 raise LockLost.to(nxt.why)
             if nxt.stop:
                 return nxt.stop, nxt.why
+            if phase is Phase.DEPLOY and self.gates is not None and (gate := self.gates.check()).tripped:
+                return Stop.GATE, f"{gate.reason} before batch {self.batches.number + 1}"
             take = capacity.within_zone(list(queue), nxt.take) if self.plan.by_zone else nxt.take
             head = list(queue)[:take]
             if self.plan.by_zone and (why := capacity.zone_clash(head, left_out)):
@@ -219,8 +253,36 @@ class Runner:
                                          first=str(next(iter(result.errors.values()), "")))
                 if nxt.stop:
                     return nxt.stop, nxt.why
+                if (gate := self._after_batch(result, more=bool(queue))) is not None:
+                    return gate
         if phase is Phase.ROLLBACK and any(self.report.host(h.instance_id).error.startswith(NOT_ROLLED_BACK) for h in hosts):
             return Stop.FAILED, "some hosts could not be rolled back"
+        return None
+
+    def _after_batch(self, result, more: bool) -> Optional[tuple[Stop, str]]:
+        """The gates after a deploy batch: the front end, then the alarms through the bake; then --step.
+
+        (GATE, why) stops and rolls back, (STEPPED, why) stops and waits, None goes on.
+        """
+        n = self.batches.number
+        if self.gates is not None:
+            stopping = lambda: self.stop.requested or bool(self.lock and self.lock.lost)  # noqa: E731
+            if result.updated:
+                version = self.target(result.updated[0])
+                seen = self.gates.verify(version, cancelled=stopping)
+                if seen.tripped:
+                    return Stop.GATE, f"{seen.reason} (batch {n})"
+                if self.gates.front is not None:
+                    self.out.line(f"front end {self.gates.front.url} serves {short(version)}")
+            bake = gating.bake_seconds(n, n + 1 if more else n, self.inv.bake, gating.BakeAfter(self.inv.bake_after))
+            if bake:
+                watching = f", watching {', '.join(self.gates.alarms.names)}" if self.gates.alarms else ""
+                self.out.line(f"baking {bake:g}s after batch {n}{watching}")
+            verdict = self.gates.bake(bake, cancelled=stopping)
+            if verdict.tripped:
+                return Stop.GATE, f"{verdict.reason} after batch {n}"
+        if more and gating.step_now(self.step, n, n + 1):
+            return Stop.STEPPED, f"stopped after batch {n} as --step asked"
         return None
 
     def _fence(self) -> None:

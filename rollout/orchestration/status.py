@@ -67,13 +67,20 @@ def _iso(epoch) -> Optional[str]:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(epoch))) if epoch is not None else None
 
 
-def state(lock: Optional[dict], pause: Optional[dict], unfinished: Optional[str], last: Optional[dict]) -> dict:
-    """What blocks or tells about a deploy, from the state table's items, as JSON-ready fields."""
+def state(lock: Optional[dict], pause: Optional[dict], unfinished: Optional[str], last: Optional[dict],
+          stepped: Optional[dict] = None) -> dict:
+    """What blocks or tells about a deploy, from the state table's items, as JSON-ready fields.
+
+    `stepped` is the unfinished run's `stepped` record when it waits at a step (--step).
+    """
     return {
         "lock": None if not lock else {"who": lock.get("who"), "host": lock.get("host"), "run_id": lock.get("run_id"),
                                        "ref": lock.get("ref"), "since": _iso(lock.get("since")), "ttl": lock.get("ttl")},
         "pause": None if not pause else {"who": pause.get("who"), "reason": pause.get("reason"), "since": _iso(pause.get("since"))},
         "unfinished_run": unfinished,
+        "stepped": None if not stepped else {"run_id": unfinished, "after_batch": stepped.get("after_batch"),
+                                             "who": stepped.get("who"), "started": stepped.get("started"),
+                                             "done": len(stepped.get("done") or [])},
         "last_deploy": None if not last else {k: last.get(k) for k in ("run_id", "who", "ref", "sha", "started", "ended", "result", "exit_code")},
     }
 
@@ -91,6 +98,9 @@ def state_lines(doc: dict) -> list[str]:
         f" judged stale only after {ttl} without renewal"
         if lock else "lock: free",
         f"pause: paused by {pause['who']} since {pause['since']}: {pause['reason']}" if pause else "pause: not paused",
+        (f"stepped run: {st['unfinished_run']} by {st['stepped']['who']} waits after batch {st['stepped']['after_batch']}"
+         f" ({st['stepped']['done']} host(s) updated, every host serving): fab deploy --continue --env={env}, or"
+         f" fab deploy --abort --env={env}") if st.get("stepped") else
         f"unfinished run: {st['unfinished_run']}; restore the fleet with: fab recover --env={env}" if st.get("unfinished_run") else "unfinished run: none",
         f"last deploy: {last['result']} {short(last['sha'] or '')} ({last['ref']}) by {last['who']}, {last['started']} to {last['ended']} (run {last['run_id']})"
         if last else "last deploy: none recorded",

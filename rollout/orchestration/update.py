@@ -44,8 +44,9 @@ class Updater:
     the gate then did not run (NotRun), which is no failure of the host.
     """
 
-    def __init__(self, env, plan: Plan, report: Report, output, stopped: Callable[[], bool] = lambda: False):
+    def __init__(self, env, plan: Plan, report: Report, output, stopped: Callable[[], bool] = lambda: False, drill=None):
         self.env, self.inv, self.plan, self.report, self.out, self.stopped = env, env.inventory, plan, report, output, stopped
+        self.drill = drill  # rollout.orchestration.drill.Drill: fails one host at one step, once
 
     def update(self, host: Host, version: str, record: bool = True, gate: Optional[Gate] = None) -> None:
         """Update the app in one remote script (checkout + reload, or pull + restart), then check health from here.
@@ -60,6 +61,12 @@ class Updater:
         timeout = 600.0
         if gate is not None:  # the command's clock starts before the batch is drained
             timeout += max((f.drain_seconds for f in self.plan.balancers), default=0.0) + 60
+        if record and self.drill is not None and (fault := self.drill.fire(host, "update")):
+            # Nothing runs on the host: it fails once its batch is out of service, as a real failure would.
+            if gate is not None and not (gate.wait(timeout) and gate.opened_at is not None and not self.stopped()):
+                raise NotRun()
+            self._failed(rec, host, "update", 0.0, fault)
+            raise StepError(host.label, "update", fault)
         t = time.monotonic()
         try:
             res = fleet.run(host.address, command, timeout=timeout, stdin=stdin, gate=gate)
@@ -97,12 +104,17 @@ class Updater:
 
         try:
             self._wait_healthy(host, version, app.new_check(outcome, run), app.gone_check(outcome, run), left)
+            if record and self.drill is not None and (fault := self.drill.fire(host, "health")):
+                raise StepError(host.label, "health", fault)
         except StepError as err:
-            rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), False, err.message))
-            self.out.host_step(host, prefix + "health", "failed", time.monotonic() - t, err.message)
+            self._failed(rec, host, prefix + "health", time.monotonic() - t, err.message)
             raise
         rec.steps.append(StepRecord(prefix + "health", round(time.monotonic() - t, 3), True))
         self.out.host_step(host, prefix + "health", "ok", time.monotonic() - t)
+
+    def _failed(self, rec, host: Host, step: str, seconds: float, why: str) -> None:
+        rec.steps.append(StepRecord(step, round(seconds, 3), False, why))
+        self.out.host_step(host, step, "failed", seconds, why)
 
     def _wait_healthy(self, host: Host, version: str, is_new: Callable[[], tuple[bool, str]],
                       gone: Optional[Callable[[], Optional[str]]], timeout: float) -> None:

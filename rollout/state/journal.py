@@ -100,6 +100,32 @@ class Journal:
                 raise
             # a retried write whose first attempt had succeeded
 
+    def step(self, data: dict) -> None:
+        """Write `stepped` and mark the run, still unfinished, as waiting at a step (in `active`, for status and refusals)."""
+        record = self._record(Kind.STEPPED, data)
+        active = ("put", "active", {"run_id": self.run_id, "since": time.time(), "data": {"recoveries": [], "stepped": data}},
+                  "run_id = :run", {"run": self.run_id})
+        self._write_once(record, active)
+
+    def take_step(self, data: dict) -> None:
+        """Continue a run that waits at a step: `continued` after its records, and `active` no longer marked stepped.
+
+        The caller holds the run's lock alone (taken with `exclusive`), so no one else continues it.
+        """
+        self.seq = len(records(self.store, self.run_id))
+        record = self._record(Kind.CONTINUED, data)
+        active = ("put", "active", {"run_id": self.run_id, "since": time.time(), "data": {"recoveries": []}},
+                  "run_id = :run", {"run": self.run_id})
+        self._write_once(record, active)
+
+    def _write_once(self, record: tuple, *ops) -> None:
+        """Write `record` with `ops` atomically; a retried write whose first attempt had succeeded is not an error."""
+        try:
+            self._write(record, *ops)
+        except Conflict:
+            if (item := self.store.get(record[1])) is None or item.get("type") != record[2]["type"]:
+                raise
+
     def finish(self, result: Result) -> None:
         """Write `end` and close the run, or, for a recovery, every run of its chain."""
         ops = [self._record(Kind.END, {"result": Result(result).value})]
@@ -126,6 +152,12 @@ def chain(store: Store) -> Optional[tuple[str, ...]]:
     return (item["run_id"], *((item.get("data") or {}).get("recoveries") or ()))
 
 
+def stepped(store: Store) -> Optional[dict]:
+    """The `stepped` record's data of the unfinished run if it waits at a step (--step), else None."""
+    item = store.get("active")
+    return ((item or {}).get("data") or {}).get("stepped")
+
+
 def unfinished(store: Store) -> Optional[str]:
     """The run id of the environment's unfinished run, if any."""
     item = store.get("active")
@@ -133,7 +165,11 @@ def unfinished(store: Store) -> Optional[str]:
 
 
 def refuse_if_unfinished(store: Store, env: str) -> None:
-    run = unfinished(store)
+    item = store.get("active")
+    run = item["run_id"] if item else None
+    if run and ((item.get("data") or {}).get("stepped")):
+        raise RecoveryNeeded(f"run {run} on {env} waits after its first batch (--step): continue it with"
+                             f" fab deploy --continue --env={env}, or roll it back with fab deploy --abort --env={env}")
     if run:
         raise RecoveryNeeded(f"run {run} on {env} did not finish (controller crashed?); restore the fleet first with: fab recover --env={env}")
 

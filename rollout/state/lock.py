@@ -123,12 +123,16 @@ class Lock:
         return {"run_id": self.run_id, "who": self.who, "host": me.host, "boot": me.boot, "pid": me.pid, "start": me.start,
                 "ref": self.ref, "since": time.time(), "ttl": self.ttl, "version": uuid.uuid4().hex}
 
-    def acquire(self, take_over: Optional[dict] = None, hint: str = "wait for it, or if it is dead: fab unlock --env=ENV --force") -> None:
+    def acquire(self, take_over: Optional[dict] = None, hint: str = "wait for it, or if it is dead: fab unlock --env=ENV --force",
+                exclusive: bool = False) -> None:
         """Take the lease if free or already ours, or, with `take_over` (the item seen stale), if unchanged since.
 
-        LockHeld, naming the holder and ending with `hint`, if someone else holds it.
+        With `exclusive`, only if free: two processes acting for one run id (continuing a stepped
+        run) never both hold it. LockHeld, naming the holder and ending with `hint`, if someone else holds it.
         """
         cond, params = "attribute_not_exists(pk) OR run_id = :run", {"run": self.run_id}
+        if exclusive:
+            cond, params = "attribute_not_exists(pk)", {}
         if take_over is not None:
             params["old"] = take_over.get("run_id", "")
             if take_over.get("version"):
@@ -139,11 +143,13 @@ class Lock:
                 params["seen"] = take_over["expires_at"]
             else:
                 cond += " OR (run_id = :old AND attribute_not_exists(version) AND attribute_not_exists(expires_at))"
+        item = self._item()
         try:
-            self.store.put("lock", self._item(), condition=cond, params=params)
+            self.store.put("lock", item, condition=cond, params=params or None)
         except Conflict as exc:
-            holder = describe(exc.item) if exc.item else "someone (the lock changed while we looked)"
-            raise LockHeld(f"another rollout holds the lock: {holder}; {hint}") from None
+            if not exc.item or exc.item.get("version") != item["version"]:  # else: a retried put that had succeeded
+                holder = describe(exc.item) if exc.item else "someone (the lock changed while we looked)"
+                raise LockHeld(f"another rollout holds the lock: {holder}; {hint}") from None
         self._thread = threading.Thread(target=self._heartbeat, name="lock-heartbeat", daemon=True)
         self._thread.start()
 

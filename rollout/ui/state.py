@@ -56,6 +56,7 @@ class EnvState:
             "lock": locks.holder(store),
             "pause": pauses.current(store),
             "active": active,
+            "stepped": journals.stepped(store) if active else None,
             "run": start["data"] if start else None,
             "records": records,
             "eta": model.eta(records, now) if records else None,

@@ -105,3 +105,70 @@ def test_stepped_from(records, expected):
     run, done, remaining = expected
     assert (got.run_id, [h["instance_id"] for h in got.done], [h["instance_id"] for h in got.remaining]) == (run, done, remaining)
     assert got.sha == SHA and got.ref == "main" and got.batch_size == 1 and got.after_batch == 1
+
+
+# -- what a gate's stop leads to (rollout.core.policy) ------------------------------
+
+from rollout.core import policy  # noqa: E402
+from rollout.core.errors import DeployFailed, RolledBack, Stepped  # noqa: E402
+from rollout.core.vocabulary import Phase, Result, Stop  # noqa: E402
+
+
+@pytest.mark.parametrize("stop, on_failure, updated, expected", [
+    (Stop.GATE, "rollback", 2, True),
+    (Stop.GATE, "stop", 2, True),        # a gate rolls back whatever on_failure says
+    (Stop.GATE, "rollback", 0, False),   # nothing updated: nothing to roll back
+    (Stop.STEPPED, "rollback", 1, False),
+    (Stop.FAILED, "stop", 2, False),
+])
+def test_rolls_back(stop, on_failure, updated, expected):
+    assert policy.rolls_back(stop, on_failure, updated) is expected
+
+
+@pytest.mark.parametrize("stop, on_failure, rolled_back, left_out, result, error", [
+    (Stop.GATE, "stop", True, [], Result.ROLLED_BACK, RolledBack),
+    (Stop.GATE, "rollback", None, [], Result.ROLLED_BACK, RolledBack),     # tripped before any host was updated
+    (Stop.GATE, "rollback", False, [], Result.FAILED, DeployFailed),      # the rollback did not finish
+    (Stop.GATE, "rollback", True, ["h2"], Result.FAILED, DeployFailed),   # a host stays out
+    (Stop.STEPPED, "rollback", None, [], Result.STEPPED, Stepped),
+    (Stop.STEPPED, "rollback", None, ["h1"], Result.FAILED, DeployFailed),
+])
+def test_a_gate_or_a_step_ends_the_run_so(stop, on_failure, rolled_back, left_out, result, error):
+    v = policy.verdict(phase=Phase.DEPLOY, stop=stop, why="why", on_failure=on_failure, env="prod", rolled_back=rolled_back,
+                       left_out=left_out)
+    assert (v.result, v.error) == (result, error)
+    if error is Stepped:
+        assert v.exit_code == 15 and "fab deploy --continue --env=prod" in v.why and "fab deploy --abort --env=prod" in v.why
+
+
+# -- what --dry-run shows of them ----------------------------------------------------
+
+from types import SimpleNamespace  # noqa: E402
+
+from rich.console import Console  # noqa: E402
+
+from rollout.core.planview import render_gates  # noqa: E402
+
+
+def _shown(batches: int, step: bool = False, **inv) -> str:
+    keys = {"bake": 0.0, "bake_after": "first", "rollback_alarms": [], "verify": None, **inv}
+    console = Console(record=True, width=400)
+    render_gates(SimpleNamespace(**keys), batches, step, console)
+    return console.export_text()
+
+
+@pytest.mark.parametrize("batches, step, inv, expected", [
+    (4, False, {}, ["Bakes: none", "Rollback alarms: none", "Front end: not checked (no verify in the inventory)"]),
+    (4, False, {"bake": 60.0}, ["Bakes: 60s after batch 1 (bake_after: first), 60s in all"]),
+    (4, False, {"bake": 30.0, "bake_after": "each"}, ["Bakes: 30s after batch 1, 2, 3 (bake_after: each), 90s in all"]),
+    (1, False, {"bake": 30.0}, ["Bakes: none (bake: 30s, but no batch is followed by another)"]),
+    (2, False, {"rollback_alarms": ["a", "b"]}, ["Rollback alarms: a, b: read before each batch"]),
+    (2, False, {"verify": SimpleNamespace(url="http://lb/version", via="bastion", timeout=30.0)},
+     ["Front end: http://lb/version (from the bastion) must answer the new version within 30s"]),
+    (2, True, {}, ["Step: stops after batch 1 (exit 15)"]),
+])
+def test_dry_run_shows_the_bakes_and_gates(batches, step, inv, expected):
+    text = _shown(batches, step, **inv)
+    for line in expected:
+        assert line in text, text
+    assert ("Step:" in text) is step
