@@ -22,6 +22,11 @@ journal records in order (`rollout.core.vocabulary.Kind`; the runner writes them
   and `resumed`.
 - `end` with the result, after which `active` is deleted. A run that leaves hosts out, or could
   not resume its processes or re-enable its alarms, writes `stopped` instead and keeps `active`.
+- `stepped` instead of `end` when --step stopped the run after its first batch (with its processes
+  resumed and alarms re-enabled): the hosts done, the batch and ramp, who; `active` keeps the run
+  and carries the same data under `stepped`, and the lock is released. `continued` (written with
+  `active` no longer stepped, by a --continue holding the run's lock alone) is followed by the rest
+  of the same run's records; --abort is a recovery that joins the run's chain.
 """
 
 from __future__ import annotations
