@@ -155,6 +155,12 @@ def test_sigterm_mid_rollout_then_deploy_again_takes_only_the_remaining_hosts_ou
     again = ok(f.fab("deploy", ENV, "--yes"))
     assert "nothing to do" in again and f.state("lock", env="sandbox-ec2") is None
     assert desired()["version"] == new_commit
+    # A deploy limited to some hosts does not change what the environment should run; status shows the odd one.
+    ok(f.fab("deploy", ENV, "--yes", "--ref=v1", "--hosts=h001"))
+    assert desired()["version"] == new_commit
+    shown = f.fab("status", ENV, "--json")
+    ok(shown)
+    assert [h["name"] for h in json.loads(shown.stdout)["hosts"] if h["differs_from_desired"]] == ["h001"]
     redo = tmp_path / "redo.json"
     ok(f.fab("deploy", ENV, "--yes", "--force", f"--report={redo}"))
     assert len(json.loads(redo.read_text())["hosts"]) == 4
