@@ -87,6 +87,7 @@ def test_an_alarm_already_firing_refuses_the_rollout_and_a_missing_one_is_named(
     assert f.snapshot() == before
 
 
+@pytest.mark.slow  # about 35 s: eight commands, three of them rollouts
 def test_step_then_continue_from_another_process_and_abort_rolls_back(healthy_fleet, new_commit, tmp_path):
     name = alarm(f"sandbox-step-{time.time_ns()}")
     inv = gated(tmp_path / "inv", name, bake="1s")
