@@ -227,3 +227,14 @@ def test_help_read_by_a_pipe_that_closes_early_exits_0_without_a_traceback(argv)
     finally:
         os.close(write_end)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["sandbox.up", "--hosts=x"], "--hosts='x' is not valid: give a whole number, from 1 to 100"),
+    (["sandbox.up", "--hosts=0"], "--hosts='0' is not valid: give a whole number, from 1 to 100"),
+    (["sandbox.scale", "--add=two"], "--add='two' is not valid: give a whole number, 0 or more"),
+    (["sandbox.scale", "--remove=1.5"], "--remove='1.5' is not valid: give a whole number, 0 or more"),
+])
+def test_a_sandbox_tasks_bad_number_is_one_line_and_exit_2_before_anything_starts(argv, says):
+    done = run(f.FAB, *argv)
+    assert done.returncode == 2 and one_line(done) == f"rollout: {says}"
