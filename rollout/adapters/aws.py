@@ -36,7 +36,7 @@ _NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, conn
 class Aws:
     """A boto3 session bound to an environment's region and endpoint, counting API calls.
 
-    `calls` and `calls_by_operation` count HTTP attempts (botocore's before-call
+    `calls` counts HTTP attempts (botocore's before-call
     event fires once per attempt now that botocore does not retry by itself), so
     a call retried by tenacity after throttling counts twice.
     """
@@ -68,7 +68,6 @@ class Aws:
                 [_AssumedRole(self.session, role, session_name(requester), region, endpoint_url)]))
             self.session = boto3.Session(botocore_session=self._botocore, region_name=region)
         self.calls = 0
-        self.calls_by_operation: dict[str, int] = {}
         self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
         self.session.events.register("before-call.*.*", self._count)
@@ -76,8 +75,6 @@ class Aws:
     def _count(self, model, **_):
         with self._lock:
             self.calls += 1
-            key = f"{model.service_model.service_name}.{model.name}"
-            self.calls_by_operation[key] = self.calls_by_operation.get(key, 0) + 1
 
     def client(self, service: str) -> "RetryingClient":
         """A cached client for `service` (elb, elbv2, ec2, autoscaling, cloudwatch, ...).

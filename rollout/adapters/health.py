@@ -6,6 +6,8 @@ import http.client
 from dataclasses import dataclass
 from typing import Optional
 
+from rollout.core.report import short
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -63,10 +65,5 @@ def judge(obs: Observation, health, sha: str) -> tuple[bool, str]:
     if obs.status != health.status:
         return False, f"{health.path} answered {obs.status}, expected {health.status}"
     if health.version_path and obs.version != sha:
-        return False, f"{health.version_path} answers {short(obs.version)}, expected {short(sha)}"
+        return False, f"{health.version_path} answers {short(obs.version, 'nothing')}, expected {short(sha)}"
     return True, ""
-
-
-def short(version: Optional[str]) -> str:
-    """A version for people: 12 hex digits of a commit SHA or of an image digest."""
-    return version.removeprefix("sha256:")[:12] if version else "nothing"

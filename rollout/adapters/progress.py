@@ -84,7 +84,3 @@ class Output:
             self.line(report.headline())
             for r in rows:
                 self.line("  " + "  ".join(r))
-
-
-def stderr_console() -> Console:
-    return Console(file=sys.stderr, highlight=False)

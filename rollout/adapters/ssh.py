@@ -142,7 +142,6 @@ class Auth:
     identities: tuple[Path, ...] = ()
     ssh_config: Optional[Path] = None
     passphrase: Optional[str] = field(default=None, repr=False)
-    agent: bool = True
 
     def login(self, host: str, user: str, port: int, key: Path) -> tuple[str, int, list[str]]:
         """The user, port and key files for `host`: -i keys first, then the ssh_config's, then ssh.key.
@@ -262,7 +261,7 @@ class Fleet:
             # since host connections are opened from several threads at once.
             config=_CONFIG.clone(),
             connect_timeout=int(max(1, self.connect_timeout)),
-            connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": auth.agent, **secret},
+            connect_kwargs={"key_filename": keys, "look_for_keys": False, "allow_agent": True, **secret},
         )
         if trust is not None:
             conn.client.set_missing_host_key_policy(trust)  # no key file: every key goes through the policy

@@ -92,16 +92,6 @@ def parse_drift(output: str) -> tuple[str, ...]:
     return tuple(changes)
 
 
-def checkout_command(path: str, sha: str) -> str:
-    """Force the working tree to exactly `sha` (detached)."""
-    return f"git -C {quote(path)} checkout --quiet --force --detach {quote(sha)} && git -C {quote(path)} rev-parse HEAD"
-
-
-def install_command(path: str, install: str, sha: str) -> str:
-    """The inventory's install command, run in the checkout with DEPLOY_SHA set."""
-    return f"cd {quote(path)} && DEPLOY_SHA={quote(sha)} sh -c {quote(install)}"
-
-
 def processes_command(pid_file: str) -> str:
     """Print the primary's pid, then its children's pids, one per line."""
     f = quote(pid_file)
@@ -113,16 +103,6 @@ def parse_processes(output: str) -> Processes:
     if not pids:
         return Processes(primary=None, workers=frozenset())
     return Processes(primary=pids[0], workers=frozenset(pids[1:]))
-
-
-def signal_command(pid_file: str, signal: str) -> str:
-    """Send `signal` to the pid in `pid_file`, failing if no such process runs."""
-    f = quote(pid_file)
-    return f'pid=$(cat -- {f}) && kill -0 "$pid" && kill -s {quote(signal)} "$pid"'
-
-
-def reload_command(path: str, command: str, sha: str) -> str:
-    return f"cd {quote(path)} && DEPLOY_SHA={quote(sha)} sh -c {quote(command)}"
 
 
 def workers_replaced(before: Processes, after: Processes, expected: Optional[int]) -> tuple[bool, str]:

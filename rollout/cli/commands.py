@@ -19,7 +19,6 @@ from rollout.adapters import interrupts
 from rollout.adapters import log
 from rollout.adapters import refs
 from rollout.adapters import ssh
-from rollout.adapters.health import short
 from rollout.adapters.progress import Output
 from rollout.apps import strategies as apps
 from rollout.config import args as arguments
@@ -30,7 +29,7 @@ from rollout.core import plan as planning
 from rollout.core import sizes
 from rollout.core.errors import ConfigError, ConnectError, RolloutError, UsageError
 from rollout.core.plan import Plan
-from rollout.core.report import ReportFiles
+from rollout.core.report import ReportFiles, short
 from rollout.orchestration import deploy as deploying
 from rollout.orchestration import recover as recovering
 from rollout.orchestration import status as statuses
@@ -240,7 +239,7 @@ def history(env: str, limit: Optional[str] = None, as_json: bool = False) -> Non
     if not rows:
         out.line(f"{env}: no rollouts recorded")
     for r in rows:
-        print(f"{r['started']}  {r['result']:<12} {short(r['sha']):<12}  {r['ref']:<24} {r['who']}  ({len(r['hosts'])} hosts, run {r['run_id']})")
+        print(f"{r['started']}  {r['result']:<12} {short(r['sha'], 'nothing'):<12}  {r['ref']:<24} {r['who']}  ({len(r['hosts'])} hosts, run {r['run_id']})")
 
 
 def _with_store(env: str, fn):

@@ -21,7 +21,6 @@ class Assessment:
     resume: tuple[str, ...]
     alarms: tuple[str, ...]
     targets: dict[str, str] = field(default_factory=dict)
-    hosts: dict[str, dict] = field(default_factory=dict)
     last_step: str = ""
     #: (kind, name) of balancers found from membership by any run of the chain: recover uses them
     #: even when no instance is registered in them any more.
@@ -117,7 +116,6 @@ def assess(chain: list[tuple[str, list[dict]]]) -> Assessment:
         resume=tuple(suspended),
         alarms=tuple(alarms_off),
         targets=targets,
-        hosts=hosts,
         last_step=last[-1]["type"] if last else "",
         balancers=tuple(balancers),
     )

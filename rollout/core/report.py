@@ -97,8 +97,9 @@ class Report:
         return f"{self.env}: {self.result} — {short(self.sha)} ({self.ref}) on {done}/{len(self.hosts)} hosts by {self.who}"
 
 
-def short(sha: Optional[str]) -> str:
-    return sha.removeprefix("sha256:")[:12] if sha else "-"
+def short(version: Optional[str], missing: str = "-") -> str:
+    """A version for people: 12 hex digits of a commit SHA or of an image digest; `missing` when there is none."""
+    return version.removeprefix("sha256:")[:12] if version else missing
 
 
 def unwritable(path: Path) -> Optional[str]:

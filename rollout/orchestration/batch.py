@@ -11,13 +11,12 @@ from typing import Callable, Optional
 
 from rollout.adapters import failpoints
 from rollout.adapters.balancers.group import BalancerGroup
-from rollout.adapters.health import short
 from rollout.adapters.gate import Gate
 from rollout.adapters.waiting import Cancelled
 from rollout.core import policy
 from rollout.core.errors import ConnectError, DeployFailed, LockLost, LockUnproven, RolloutError, StepError
 from rollout.core.plan import Host
-from rollout.core.report import StepRecord
+from rollout.core.report import StepRecord, short
 from rollout.core.vocabulary import HostResult, Kind, Phase
 from rollout.orchestration.update import NotRun, Updater, shared
 
@@ -211,12 +210,12 @@ class Batches:
 
     def _restore_host(self, host: Host) -> bool:
         """Return a failed host to its previous version; whether it worked (it goes back in service only then)."""
-        self.out.line(f"{host.label}: returning to {short(host.version)}")
+        self.out.line(f"{host.label}: returning to {short(host.version, 'nothing')}")
         self.fence()
         try:
             self.updater.update(host, host.version, record=False)
         except StepError as err:
-            log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, short(host.version), err)
+            log.error("%s: could not return to %s: %s; it stays out of the load balancers", host.label, short(host.version, 'nothing'), err)
             return False
         self.journal(Kind.RESTORED, {"instance_id": host.instance_id, "version": host.version})
         return True

@@ -9,7 +9,6 @@ from typing import Optional
 from rollout.adapters import desired as desired_ssm
 from rollout.adapters import failpoints
 from rollout.adapters import registry
-from rollout.adapters.health import short
 from rollout.adapters.interrupts import StopRequest
 from rollout.apps import strategies as apps
 from rollout.config.inventory import Inventory
@@ -18,7 +17,7 @@ from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core.errors import PreflightError, UsageError
 from rollout.core.planview import render_gates, render_plan
-from rollout.core.report import Report, ReportFiles
+from rollout.core.report import Report, ReportFiles, short
 from rollout.core.sizes import Ramp, Size
 from rollout.core.vocabulary import Result
 from rollout.orchestration.environment import Environment

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from rollout.adapters import health
 from rollout.adapters import desired as desired_ssm
-from rollout.adapters.health import short
-from rollout.core.errors import ConnectError
 from rollout.core.convergence import differs
+from rollout.core.errors import ConnectError
+from rollout.core.report import short
 from rollout.orchestration.environment import Environment
 
 
@@ -102,7 +102,7 @@ def state_lines(doc: dict) -> list[str]:
          f" ({st['stepped']['done']} host(s) updated, every host serving): fab deploy --continue --env={env}, or"
          f" fab deploy --abort --env={env}") if st.get("stepped") else
         f"unfinished run: {st['unfinished_run']}; restore the fleet with: fab recover --env={env}" if st.get("unfinished_run") else "unfinished run: none",
-        f"last deploy: {last['result']} {short(last['sha'] or '')} ({last['ref']}) by {last['who']}, {last['started']} to {last['ended']} (run {last['run_id']})"
+        f"last deploy: {last['result']} {short(last['sha'], 'nothing')} ({last['ref']}) by {last['who']}, {last['started']} to {last['ended']} (run {last['run_id']})"
         if last else "last deploy: none recorded",
     ]
 

@@ -9,13 +9,12 @@ from typing import Callable, Optional
 
 from rollout.adapters import failpoints
 from rollout.adapters import health
-from rollout.adapters.health import short
 from rollout.adapters.gate import Gate
 from rollout.adapters.waiting import WaitTimeout, poll
 from rollout.apps.strategies import tail
 from rollout.core.errors import ConnectError, StepError
 from rollout.core.plan import Host, Plan
-from rollout.core.report import Report, StepRecord
+from rollout.core.report import Report, StepRecord, short
 
 
 class NotRun(Exception):
@@ -87,7 +86,7 @@ class Updater:
         if res.exited != 0 or outcome.reached != version:
             failed = app.failed_step(outcome)
             why = (f"exited {res.exited}: {tail(res.stderr or res.stdout)}" if res.exited
-                   else f"runs {short(outcome.reached)}, expected {short(version)}")
+                   else f"runs {short(outcome.reached, 'nothing')}, expected {short(version)}")
             why = app.redact(why)
             rec.steps.append(StepRecord(prefix + failed, round(time.monotonic() - t, 3), False, why))
             self.out.host_step(host, prefix + failed, "failed", detail=why)

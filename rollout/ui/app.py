@@ -18,6 +18,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from rollout.core.actions import Action
 from rollout.core.errors import RolloutError
+from rollout.core.report import short
 from rollout.orchestration import worker
 from rollout.ui import model
 from rollout.ui.state import EnvState
@@ -42,7 +43,7 @@ def create_app(envs: list[EnvState], settings: Settings) -> Flask:
                       WTF_CSRF_TIME_LIMIT=None, WTF_CSRF_SSL_STRICT=False)
     CSRFProtect(app)
     by_name = {e.name: e for e in envs}
-    app.jinja_env.filters["short"] = model.short
+    app.jinja_env.filters["short"] = short
     app.jinja_env.filters["ago"] = _ago
     app.jinja_env.filters["duration"] = model.duration
     app.jinja_env.filters["utc"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(t))) if t else "-"

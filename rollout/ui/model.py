@@ -11,11 +11,6 @@ from rollout.core.vocabulary import Kind, Phase, Result
 _WINDOW_ENDS = (Kind.DEREGISTERED, Kind.REGISTERED, Kind.STOPPED, Kind.END, Kind.RESUMED, Kind.ALARMS_ENABLED)
 
 
-def short(sha: Optional[str]) -> str:
-    """A version as people read it: 12 characters of a SHA or digest."""
-    return str(sha).removeprefix("sha256:")[:12] if sha else "-"
-
-
 def batches_started(records: list[dict]) -> list[dict]:
     """The deregistered records of a run, in order: one per batch started."""
     return [r for r in records if r.get("type") == Kind.DEREGISTERED]
