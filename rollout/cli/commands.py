@@ -20,6 +20,7 @@ from rollout.adapters import log
 from rollout.adapters import refs
 from rollout.adapters import ssh
 from rollout.adapters.progress import Output
+from rollout.adapters.reportfiles import ReportFiles
 from rollout.apps import strategies as apps
 from rollout.config import args as arguments
 from rollout.config import check as checking
@@ -29,7 +30,7 @@ from rollout.core import plan as planning
 from rollout.core import sizes
 from rollout.core.errors import ConfigError, ConnectError, RolloutError, UsageError
 from rollout.core.plan import Plan
-from rollout.core.report import ReportFiles, short
+from rollout.core.report import short
 from rollout.orchestration import deploy as deploying
 from rollout.orchestration import recover as recovering
 from rollout.orchestration import status as statuses

@@ -10,6 +10,7 @@ from rollout.adapters import desired as desired_ssm
 from rollout.adapters import failpoints
 from rollout.adapters import registry
 from rollout.adapters.interrupts import StopRequest
+from rollout.adapters.reportfiles import ReportFiles
 from rollout.apps import strategies as apps
 from rollout.config.inventory import Inventory
 from rollout.core import desired
@@ -17,8 +18,8 @@ from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core.errors import PreflightError, UsageError
 from rollout.core.planview import render_gates, render_plan
-from rollout.core.report import Report, ReportFiles, short
-from rollout.core.sizes import Ramp, Size
+from rollout.core.report import Report, short
+from rollout.core.sizes import Ramp
 from rollout.core.vocabulary import Result
 from rollout.orchestration.environment import Environment
 from rollout.orchestration.gating import Gates

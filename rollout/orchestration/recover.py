@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Optional
 
 from rollout.adapters.interrupts import StopRequest
+from rollout.adapters.reportfiles import ReportFiles
 from rollout.config.inventory import Inventory
 from rollout.core import plan as planning
 from rollout.core import recovery
 from rollout.core.errors import RecoveryNeeded
-from rollout.core.report import Report, ReportFiles, who
+from rollout.core.report import Report, who
 from rollout.core.sizes import Size
 from rollout.core.vocabulary import Phase
 from rollout.orchestration.deploy import run_plan

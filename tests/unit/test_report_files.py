@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rollout.core.errors import UsageError
-from rollout.core.report import Report, ReportFiles
+from rollout.adapters.reportfiles import ReportFiles
+from rollout.core.report import Report
 
 
 def cases(tmp: Path):
