@@ -55,7 +55,7 @@ def test_wheel_holds_rollout_its_license_and_command_only(installed):
     assert {n.split("/")[0] for n in names} == {"rollout", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     entry = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "rollout = rollout.cli.program:main" in zipfile.ZipFile(wheel).read(entry).decode()
+    assert "rollout = rollout.cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
 def test_slim_install_has_no_test_or_sandbox_tools(installed):

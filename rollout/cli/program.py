@@ -196,16 +196,3 @@ def adopt(frame_limit: int = 40) -> bool:
             program.executor_class = RolloutExecutor
             return True
     return False
-
-
-def make_program() -> RolloutProgram:
-    from rollout.cli.tasks import namespace
-
-    ns = namespace()
-    return RolloutProgram(name="rollout", binary="rollout", binary_names=["rollout"], version=__version__, namespace=ns,
-                          executor_class=RolloutExecutor, config_class=fabric.Config)
-
-
-def main(argv: Optional[list[str]] = None) -> None:
-    """The `rollout` console command."""
-    make_program().run(argv if argv is not None else sys.argv)

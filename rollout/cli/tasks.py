@@ -18,6 +18,8 @@ from fabric import task as fabric_task
 from invoke import Collection
 from invoke.exceptions import Exit
 
+from rollout.cli import program
+
 SHORT_FLAGS = {"verbose": "v", "quiet": "q"}
 
 ENV = "environment: the name of a file in inventories/ (required)"
@@ -235,7 +237,5 @@ TASKS = (deploy, drill, status, keys, recover, rollback, history, pause, unpause
 
 def namespace() -> Collection:
     """A new Collection of rollout's tasks; under `fab`, the running program also gets rollout's argument rules."""
-    from rollout.cli import program
-
     program.adopt()
     return Collection(*TASKS)
