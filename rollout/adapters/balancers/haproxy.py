@@ -8,6 +8,7 @@ or, with `via: local`, directly (a unix socket path or host:port).
 from __future__ import annotations
 
 import logging
+import re
 import socket
 
 from rollout.adapters.retry import ssh_retrying
@@ -20,6 +21,30 @@ log = logging.getLogger("rollout.haproxy")
 # srv_admin_state bits (HAProxy's SRV_ADMF_*): any maintenance or drain flag.
 _ADMIN_OUT = 0x01 | 0x02 | 0x04 | 0x08 | 0x10 | 0x20 | 0x40
 _OP_RUNNING = 2
+
+
+# HAProxy's own rule for proxy and server names: a name is one word of the runtime API, never a `;` or a space.
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+STATES = ("ready", "drain", "maint")
+
+
+def _name(value: str, what: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise PreflightError(f"HAProxy {what} {value!r} is not a HAProxy name (letters, digits, '-', '_', '.', ':')")
+    return value
+
+
+def show_servers_state(backend: str) -> str:
+    """The runtime API line that lists `backend`'s servers."""
+    return f"show servers state {_name(backend, 'backend')}"
+
+
+def set_servers_state(backend: str, servers, state: str) -> str:
+    """One runtime API line setting every server of `servers` in `backend` to `state` (ready, drain or maint)."""
+    if state not in STATES:
+        raise ValueError(f"state {state!r}: expected one of {', '.join(STATES)}")
+    b = _name(backend, "backend")
+    return "; ".join(f"set server {b}/{_name(s, 'server')} state {state}" for s in servers)
 
 
 def answers_complete(data: bytes) -> int:
@@ -126,7 +151,7 @@ class HaproxyBackend:
         return socket.create_connection((host, int(port)), timeout=10)
 
     def _rows(self) -> list[dict]:
-        rows = parse_servers_state(self.command(f"show servers state {self.name}"))
+        rows = parse_servers_state(self.command(show_servers_state(self.name)))
         if not rows:
             raise PreflightError(f"HAProxy backend {self.name!r} has no servers or does not exist; fix load_balancers in the inventory")
         return rows
@@ -143,7 +168,7 @@ class HaproxyBackend:
 
     def _set_state(self, hosts: list[Host], state: str) -> None:
         servers = self._servers(hosts).values()
-        answer = self.command("; ".join(f"set server {self.name}/{s} state {state}" for s in servers))
+        answer = self.command(set_servers_state(self.name, servers, state))
         if answer.strip():
             raise RuntimeError(f"HAProxy refused 'set server ... state {state}': {answer.strip()}")
 
