@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from rollout.adapters.aws import Aws, translate
 from rollout.core.errors import PreflightError
@@ -47,11 +48,14 @@ def parse_instances(reservations: list[dict], address_attribute: str) -> list[In
     return sorted(found, key=lambda i: (i.name, i.instance_id))
 
 
-def find_instances(aws: Aws, tags: dict[str, str], address_attribute: str) -> list[Instance]:
-    """Running instances carrying every tag, with their SSH address."""
-    pages = aws.client("ec2").get_paginator("describe_instances").paginate(Filters=tag_filters(tags))
-    with translate("discovering instances"):
-        reservations = [r for page in pages for r in page["Reservations"]]
+def find_instances(aws: Aws, tags: dict[str, str], address_attribute: str, ids: Optional[list[str]] = None) -> list[Instance]:
+    """Running instances carrying every tag, with their SSH address; with `ids`, only those among them."""
+    paginator = aws.client("ec2").get_paginator("describe_instances")
+    # A filter takes at most 200 values: the ids go 200 at a time.
+    filters = [tag_filters(tags)] if ids is None else [
+        [{"Name": "instance-id", "Values": ids[start:start + 200]}] + tag_filters(tags) for start in range(0, len(ids), 200)]
+    with translate("discovering instances" if ids is None else "discovering the stack's instances"):
+        reservations = [r for flt in filters for page in paginator.paginate(Filters=flt) for r in page["Reservations"]]
     return parse_instances(reservations, address_attribute)
 
 
@@ -81,20 +85,9 @@ def group_members(aws: Aws, groups: list[str]) -> dict[str, str]:
     return out
 
 
-def find_instances_by_id(aws: Aws, ids: list[str], tags: dict[str, str], address_attribute: str) -> list[Instance]:
-    """The running instances among `ids` that carry every tag, with their SSH address."""
-    paginator = aws.client("ec2").get_paginator("describe_instances")
-    reservations = []
-    with translate("discovering the stack's instances"):
-        for start in range(0, len(ids), 200):  # a filter takes at most 200 values
-            flt = [{"Name": "instance-id", "Values": ids[start:start + 200]}] + tag_filters(tags)
-            reservations += [r for page in paginator.paginate(Filters=flt) for r in page["Reservations"]]
-    return parse_instances(reservations, address_attribute)
-
-
 def instance_address(aws: Aws, instance_id: str, address_attribute: str, what: str) -> Instance:
     """One running instance with its address (the stack's bastion resource); PreflightError if it has none."""
-    found = find_instances_by_id(aws, [instance_id], {}, address_attribute)
+    found = find_instances(aws, {}, address_attribute, ids=[instance_id])
     if not found:
         raise PreflightError(f"{what}: instance {instance_id} is not running or has no {address_attribute}")
     return found[0]

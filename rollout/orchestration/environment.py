@@ -113,7 +113,7 @@ class Environment:
         groups = discovery.group_members(self.aws, self.stack.physical_ids(stacks.AUTOSCALING_GROUP))
         bastion = self.stack.physical_id(inv.bastion.resource) if inv.bastion.resource else None
         ids = sorted(set(groups) | {i for i in self.stack.physical_ids(stacks.INSTANCE) if i != bastion})
-        found = discovery.find_instances_by_id(self.aws, ids, inv.instances.tags, inv.instances.address) if ids else []
+        found = discovery.find_instances(self.aws, inv.instances.tags, inv.instances.address, ids=ids) if ids else []
         return [replace(i, group=groups.get(i.instance_id, i.group)) for i in found]
 
     def _balancers_from_membership(self, always: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:

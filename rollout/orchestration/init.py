@@ -25,7 +25,7 @@ def facts(aws: Aws, where: scaffold.Where) -> scaffold.Facts:
     else:
         members = discovery.group_members(aws, stack.physical_ids(stacks.AUTOSCALING_GROUP))
         ids = sorted(set(members) | set(stack.physical_ids(stacks.INSTANCE)))
-        found = discovery.find_instances_by_id(aws, ids, where.tags, where.address) if ids else []
+        found = discovery.find_instances(aws, where.tags, where.address, ids=ids) if ids else []
         found = [replace(i, group=members.get(i.instance_id, i.group)) for i in found]
         groups = sorted({i.group for i in found if i.group})
     if not found:
