@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from rollout.adapters.health import short
+from rollout.adapters.reportfiles import ReportFiles
 from rollout.apps import strategies as apps
 from rollout.config.inventory import Inventory
 from rollout.core import drills, recovery
 from rollout.core.drills import FaultStep
 from rollout.core.errors import NOTHING_CHANGED, DeployFailed, PreflightError, RolloutError, UsageError
-from rollout.core.report import Report, ReportFiles
+from rollout.core.report import Report, short
 from rollout.core.sizes import Size
 from rollout.orchestration.deploy import run_plan
 from rollout.orchestration.preflight import current_versions, preflight

@@ -8,12 +8,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from rollout.adapters.reportfiles import ReportFiles
 from rollout.config.inventory import Inventory
 from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core import sizes
 from rollout.core.errors import Drift, PreflightError, RecoveryNeeded, UsageError
-from rollout.core.report import Report, ReportFiles, who
+from rollout.core.report import Report, who
 from rollout.core.sizes import Size
 from rollout.orchestration.deploy import run_plan
 from rollout.orchestration.environment import Environment
