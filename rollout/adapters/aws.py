@@ -255,8 +255,6 @@ def translate(doing: str):
         raise
 
 
-def from_config(cfg) -> Aws:
-    """An Aws for an inventory's `aws` section; a role is assumed in a session named after the requester."""
-    from rollout.core.report import who
-
-    return Aws(cfg.region, cfg.endpoint_url, cfg.profile, role=cfg.role, requester=who() if cfg.role else "")
+def from_config(cfg, requester: str) -> Aws:
+    """An Aws for an inventory's `aws` section; a role is assumed in a session named after `requester`."""
+    return Aws(cfg.region, cfg.endpoint_url, cfg.profile, role=cfg.role, requester=requester if cfg.role else "")

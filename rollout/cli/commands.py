@@ -30,7 +30,7 @@ from rollout.core import plan as planning
 from rollout.core import sizes
 from rollout.core.errors import ConfigError, ConnectError, RolloutError, UsageError
 from rollout.core.plan import Plan
-from rollout.core.report import short
+from rollout.core.report import short, who
 from rollout.orchestration import deploy as deploying
 from rollout.orchestration import recover as recovering
 from rollout.orchestration import status as statuses
@@ -144,7 +144,7 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
     if resume:
         return stepped.resume(inv, Output(), files=ReportFiles.of(report, junit), force=force, confirm=_confirm(inv, yes))
     if abort:
-        return recovering.recover(inv, Output(), files=ReportFiles.of(report, junit), abort=True)
+        return recovering.recover(inv, Output(), files=ReportFiles.of(report, junit), abort=True, requester=who())
     if branch is not None:
         if ref is not None or inv.user:
             raise UsageError("--branch deploys a branch's head to its developer's environment: give it with --env=ENV alone, without --ref")
@@ -156,7 +156,7 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
         ref = apps.validate_ref(inv.app, ref) if ref else None  # an empty --ref means the default, as before
     confirm = None if dry_run else _confirm(inv, yes)
     deploying.deploy(inv, Output(), ref=ref, batch=size, hosts=hosts, dry_run=dry_run, ssh=not no_ssh,
-                     confirm=confirm, files=ReportFiles.of(report, junit), force=force, step=step)
+                     confirm=confirm, files=ReportFiles.of(report, junit), force=force, step=step, requester=who())
 
 
 def _stepped_action(env: str, flag: str, both: bool, **given) -> None:
@@ -216,7 +216,7 @@ def keys(env: str, replace: Optional[str] = None) -> None:
 
 @exits
 def recover(env: str, force: bool = False, report: Optional[str] = None, junit: Optional[str] = None) -> None:
-    recovering.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit))
+    recovering.recover(inventory.load(env), Output(), force=force, files=ReportFiles.of(report, junit), requester=who())
 
 
 @exits
@@ -226,7 +226,7 @@ def rollback(env: str, to: Optional[str] = None, batch: Optional[str] = None, ye
     inv = inventory.load(env)
     to = apps.validate_ref(inv.app, to) if to else None
     deploying.rollback(inv, Output(), to=to, batch=size, confirm=_confirm(inv, yes), files=ReportFiles.of(report, junit),
-                       force=force)
+                       force=force, requester=who())
 
 
 @exits

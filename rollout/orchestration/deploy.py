@@ -120,7 +120,7 @@ def publish_converged(env: Environment, store: Store, version: str, output) -> N
     run = next((r for r in journals.history(store, limit=50) if r.get("sha") == version), None)
     if run is None:
         return
-    report = Report(env=inv.name, ref=run["ref"], sha=version, run_id=run["run_id"])
+    report = Report(env=inv.name, ref=run["ref"], sha=version, run_id=run["run_id"], who=env.requester)
     report.result = Result.SUCCEEDED
     lock = locks.Lock(store, journals.new_run_id(), report.who, run["ref"], ttl=inv.state.lock_ttl)
     lock.acquire()
@@ -132,7 +132,7 @@ def publish_converged(env: Environment, store: Store, version: str, output) -> N
 
 def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, hosts=None, dry_run=False, confirm=None,
            files: ReportFiles = ReportFiles(), sha: Optional[str] = None, ssh: bool = True, force: bool = False,
-           step: bool = False) -> Optional[Report]:
+           step: bool = False, requester: Optional[str] = None) -> Optional[Report]:
     """Deploy `ref` (checked: apps.validate_ref) to the environment; return the report (None for a dry run).
     `batch` overrides the inventory's.
 
@@ -141,13 +141,14 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
 
     `force` redoes hosts that already serve the target (otherwise left out of the plan), and discards
     local changes in the hosts' checkouts (as does app.discard_local_changes); without it a host with
-    such changes is refused (exit 13).
+    such changes is refused (exit 13). `requester` is who asked for it, in the report, the lock, the
+    history and the AWS role session (default: this process's operator).
     """
     if not ssh and not dry_run:
         raise UsageError("--no-ssh only goes with --dry-run: a rollout needs SSH to the hosts")
     if not dry_run:
         files.check()
-    env = Environment(inv)
+    env = Environment(inv, requester)
     try:
         store = Store(env.aws, inv.state.table, inv.name)
         discard = force or getattr(inv.app, "discard_local_changes", False)
@@ -175,7 +176,8 @@ def deploy(inv: Inventory, output, *, ref: Optional[apps.Ref] = None, batch: Opt
             return None
         if confirm is not None and not confirm(plan):
             raise PreflightError("deploy not confirmed; nothing was changed")
-        return run_plan(env, store, plan, output, files, whole_fleet=hosts is None, step=step, gates=Gates.of(env))
+        report = Report(env=inv.name, ref=plan.ref, sha=plan.sha, run_id=journals.new_run_id(), who=env.requester)
+        return run_plan(env, store, plan, output, files, report=report, whole_fleet=hosts is None, step=step, gates=Gates.of(env))
     finally:
         env.close()
 
@@ -197,9 +199,10 @@ def rollback_target(store: Store, to: Optional[str]) -> tuple[str, str]:
 
 
 def rollback(inv: Inventory, output, *, to: Optional[apps.Ref] = None, batch: Optional[Ramp] = None, confirm=None,
-             files: ReportFiles = ReportFiles(), force: bool = False) -> Optional[Report]:
-    """Deploy the previous successful version (or `to`) through the same rolling path; `force` as for deploy."""
-    ref, sha = rollback_target(open_store(inv), to)
+             files: ReportFiles = ReportFiles(), force: bool = False, requester: Optional[str] = None) -> Optional[Report]:
+    """Deploy the previous successful version (or `to`) through the same rolling path; `force`, `requester` as for deploy."""
+    ref, sha = rollback_target(open_store(inv, requester=requester), to)
     ref = to or apps.validate_ref(inv.app, ref)  # a ref from the history is read here, so checked here
     output.line(f"rolling back {inv.name} to {short(sha) if sha else ref} ({ref})")
-    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None, force=force)
+    return deploy(inv, output, ref=ref, batch=batch, confirm=confirm, files=files, sha=sha or None, force=force,
+                  requester=requester)

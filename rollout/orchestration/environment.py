@@ -23,6 +23,7 @@ from rollout.config.inventory import Alb, Elb, Inventory, resolve_outputs
 from rollout.core.errors import ConfigError, PreflightError
 from rollout.core.hostkeys import Server
 from rollout.core.plan import Host
+from rollout.core.report import who
 from rollout.state.pins import Pins
 from rollout.state.store import Store
 
@@ -30,12 +31,14 @@ from rollout.state.store import Store
 class Environment:
     """Discovers the fleet and holds an adapter per side effect; close() when done."""
 
-    def __init__(self, inventory: Inventory):
+    def __init__(self, inventory: Inventory, requester: Optional[str] = None):
+        """`requester` is who asked for this run (default: this process's operator, report.who())."""
         self.inventory = inv = inventory
+        self.requester = requester if requester is not None else who()
         missing = check.missing_files(inv)
         if missing:
             raise ConfigError(missing[0])
-        self.aws = aws_from_config(inv.aws)
+        self.aws = aws_from_config(inv.aws, self.requester)
         self.slack = Slack(inv.slack)
         self.fleet: Optional[Fleet] = None
         self.instances: list[discovery.Instance] = []

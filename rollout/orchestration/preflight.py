@@ -58,9 +58,9 @@ def refuse_if_busy(store: Store, env_name: str) -> None:
     journals.refuse_if_unfinished(store, env_name)
 
 
-def require_success(upstream: str, sha: str, ref: str) -> None:
+def require_success(upstream: str, sha: str, ref: str, requester: Optional[str] = None) -> None:
     """Refuse `sha` unless a rollout of it succeeded in the `upstream` environment (its own history)."""
-    runs = journals.history(open_store(inventory.load(upstream)), limit=500)
+    runs = journals.history(open_store(inventory.load(upstream), requester=requester), limit=500)
     if not journals.succeeded_with(runs, sha):
         raise PreflightError(f"{short(sha)} ({ref}) has no successful rollout in {upstream}, which this environment requires;"
                              f" deploy it there first: fab deploy --env={upstream} --ref={sha}")
@@ -150,7 +150,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         if resolved is not None:
             sha = resolved.result()
         if inv.require_success_in:
-            require_success(inv.require_success_in, sha, ref)
+            require_success(inv.require_success_in, sha, ref, env.requester)
         if versions is not None:
             selected = versions.result()
         facts, members, healthy, suspended = read.result()

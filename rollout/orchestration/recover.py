@@ -14,7 +14,7 @@ from rollout.config.inventory import Inventory
 from rollout.core import plan as planning
 from rollout.core import recovery
 from rollout.core.errors import RecoveryNeeded
-from rollout.core.report import Report, who
+from rollout.core.report import Report
 from rollout.core.sizes import Size
 from rollout.core.vocabulary import Phase
 from rollout.orchestration.deploy import run_plan
@@ -28,7 +28,7 @@ from rollout.state.store import Store
 
 
 def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles = ReportFiles(),
-            abort: bool = False) -> Optional[Report]:
+            abort: bool = False, requester: Optional[str] = None) -> Optional[Report]:
     """Restore the fleet after a run that did not finish, as a recovery run of its own; return its report.
 
     A run that waits at a step (--step) is not dead: it is left alone, unless `abort`
@@ -37,10 +37,11 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
     The lock comes first: a recover that does not get it changes nothing and exits 10. Once it
     is held the state is read again, so a run that finished meanwhile is never recovered. The
     recovery reads the unfinished run and every recovery chained to it, joins the chain, and
-    closes it only once every host, process and alarm is restored; no signal stops it.
+    closes it only once every host, process and alarm is restored; no signal stops it. `requester`
+    as for deploy.
     """
     files.check()
-    env = Environment(inv)
+    env = Environment(inv, requester)
     try:
         env.app  # the app's secrets: without them no host could be restored, so fail before changing anything
         store = Store(env.aws, inv.state.table, inv.name)
@@ -55,9 +56,9 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
                         f" fab deploy --abort --env={inv.name}")
             return None
         if chain is None:
-            _release_orphan_lock(inv, store, force, output)
+            _release_orphan_lock(inv, store, force, output, env.requester)
             return None
-        report = Report(env=inv.name, ref=f"{'abort' if abort else 'recover'} {chain[0]}", sha="", run_id=journals.new_run_id())
+        report = Report(env=inv.name, ref=f"{'abort' if abort else 'recover'} {chain[0]}", sha="", run_id=journals.new_run_id(), who=env.requester)
         lock = locks.Lock(store, report.run_id, report.who, report.ref, ttl=inv.state.lock_ttl)
         locks.acquire_for_recovery(lock, force=force, say=output.line)
         stop = StopRequest()
@@ -104,7 +105,7 @@ def recover(inv: Inventory, output, *, force: bool = False, files: ReportFiles =
         env.close()
 
 
-def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output) -> None:
+def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output, requester: str) -> None:
     """No unfinished run: a lock left behind (its holder died before journaling, or after closing) is
     taken over once judged dead as recover judges any holder, then released; a live holder is left alone.
     """
@@ -113,7 +114,7 @@ def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output) -> N
         output.line(f"{inv.name}: no unfinished run; nothing to recover")
         return
     output.line(f"{inv.name}: no unfinished run, but the lock is held by {locks.describe(held)}")
-    lock = locks.Lock(store, journals.new_run_id(), who(), "recover (stale lock)", ttl=inv.state.lock_ttl)
+    lock = locks.Lock(store, journals.new_run_id(), requester, "recover (stale lock)", ttl=inv.state.lock_ttl)
     locks.acquire_for_recovery(lock, force=force, say=output.line)
     lock.release()
     if journals.chain(store) is not None:  # its holder journaled a run after our first look, then died

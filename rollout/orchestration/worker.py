@@ -177,23 +177,17 @@ def _run_request(inv, output, req, receipt, store, q, key) -> str:
     action = action_of(req)
     output.line(f"request {req['id']}: {'deploying' if action is Action.DEPLOY else 'rolling back to'} {req['ref']}"
                 f" on {inv.name} for {req['requested_by']}")
-    previous = os.environ.get("ROLLOUT_USER")
-    os.environ["ROLLOUT_USER"] = f"{req['requested_by']} via queue"
+    requester = f"{req['requested_by']} via queue"
     code, status, error = 0, "succeeded", ""
     try:
         with _kept_invisible(q, receipt), publish.LiveOutput(store, console=output.console, live=output.live_enabled) as live:
             if action is Action.ROLLBACK:
-                deploying.rollback(inv, live, to=req["ref"])
+                deploying.rollback(inv, live, to=req["ref"], requester=requester)
             else:
-                deploying.deploy(inv, live, ref=req["ref"])
+                deploying.deploy(inv, live, ref=req["ref"], requester=requester)
     except RolloutError as exc:
         code, error = exc.exit_code, str(exc)
         status = "refused" if code in NOTHING_CHANGED else "failed"
-    finally:
-        if previous is None:
-            os.environ.pop("ROLLOUT_USER", None)
-        else:
-            os.environ["ROLLOUT_USER"] = previous
     store.put(key, {"status": status, "exit_code": code, "error": error[:1000], "ref": req["ref"], "updated": time.time()})
     journals.record_action(store, req, status, f"exit {code}" + (f": {error}" if error else ""))
     q.delete(receipt)

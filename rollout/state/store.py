@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from rollout.adapters.aws import Aws, from_config, translate
 from rollout.adapters.retry import cancellation_reasons
 from rollout.core.errors import PreflightError
+from rollout.core.report import who
 
 
 def condition_failed(exc: ClientError) -> bool:
@@ -35,12 +36,13 @@ class Conflict(Exception):
         self.item = item
 
 
-def open_store(inv, check: bool = True) -> "Store":
+def open_store(inv, check: bool = True, requester: Optional[str] = None) -> "Store":
     """The environment's items in its state table; AWS access only, no SSH files needed.
 
-    With `check`, fail preflight unless the table exists.
+    With `check`, fail preflight unless the table exists. `requester` names the AWS role session
+    (default: this process's operator, report.who()).
     """
-    aws = from_config(inv.aws)
+    aws = from_config(inv.aws, requester if requester is not None else who())
     aws.check_access()
     store = Store(aws, inv.state.table, inv.name)
     if check:
