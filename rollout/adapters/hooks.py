@@ -6,7 +6,7 @@ import os
 import subprocess
 from typing import Callable, Sequence
 
-from rollout.apps.strategies import tail
+from rollout.core.report import tail
 
 
 def post_deploy(commands: Sequence[str], *, env: str, sha: str, ref: str,

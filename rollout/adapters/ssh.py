@@ -1,7 +1,8 @@
 """SSH to the fleet: one transport to the bastion, shared by every host connection.
 
-Host keys are checked strictly against the inventory's known_hosts; unknown keys are
-refused, never added.
+Host keys are checked strictly, never added: against the inventory's known_hosts, or, with
+`ssh.host_keys: aws`, by a trust policy that judges each instance's key against its pin and the
+keys AWS vouches for (orchestration/hostkeys.py).
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class _KnownHosts:
 class Auth:
     """How this process logs in, besides the inventory's ssh.key: Fabric's -i keys, -S ssh_config, the agent, a passphrase.
 
-    Host keys are not part of it: they are always checked against the inventory's known_hosts.
+    Host keys are not part of it: the Fleet checks them (known_hosts, or the trust policy).
     """
 
     identities: tuple[Path, ...] = ()

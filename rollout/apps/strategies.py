@@ -19,11 +19,7 @@ from rollout.apps import container as containerapp
 from rollout.apps import git as gitapp
 from rollout.core.errors import PreflightError
 from rollout.core.plan import GIT_STEPS
-
-
-def tail(text: str, lines: int = 3) -> str:
-    """The last lines of a command's output, on one line."""
-    return " | ".join((text or "").strip().splitlines()[-lines:]) or "no output"
+from rollout.core.report import tail
 
 
 @dataclass(frozen=True)

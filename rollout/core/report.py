@@ -98,3 +98,8 @@ class Report:
 def short(version: Optional[str], missing: str = "-") -> str:
     """A version for people: 12 hex digits of a commit SHA or of an image digest; `missing` when there is none."""
     return version.removeprefix("sha256:")[:12] if version else missing
+
+
+def tail(text: str, lines: int = 3) -> str:
+    """The last lines of a command's output, on one line."""
+    return " | ".join((text or "").strip().splitlines()[-lines:]) or "no output"

@@ -16,7 +16,7 @@ from rollout.config.inventory import Inventory
 from rollout.core import desired
 from rollout.core import gates as gating
 from rollout.core import plan as planning
-from rollout.core.errors import PreflightError, UsageError
+from rollout.core.errors import LockHeld, PreflightError, UsageError
 from rollout.core.planview import render_gates, render_plan
 from rollout.core.report import Report, short
 from rollout.core.sizes import Ramp
@@ -119,11 +119,17 @@ def publish_converged(env: Environment, store: Store, version: str, output) -> N
         return
     run = next((r for r in journals.history(store, limit=50) if r.get("sha") == version), None)
     if run is None:
+        output.warn(f"every host serves {short(version)}, but none of the last 50 runs in the history deployed it;"
+                    f" {inv.desired_version.parameter} is left as it is")
         return
     report = Report(env=inv.name, ref=run["ref"], sha=version, run_id=run["run_id"], who=env.requester)
     report.result = Result.SUCCEEDED
     lock = locks.Lock(store, journals.new_run_id(), report.who, run["ref"], ttl=inv.state.lock_ttl)
-    lock.acquire()
+    try:
+        lock.acquire(exclusive=True)
+    except LockHeld as exc:  # a run in progress publishes what it deploys; this deploy had nothing to do
+        output.warn(f"{inv.desired_version.parameter} not written back: {exc}")
+        return
     try:
         publish_desired(env, lock, report, {version}, output)
     finally:

@@ -13,7 +13,7 @@ from rollout.adapters import discovery
 from rollout.adapters import membership
 from rollout.adapters import stacks
 from rollout.adapters.alarms import Alarms
-from rollout.adapters.hostkeys import AwsTrust, vouched_keys
+from rollout.orchestration.hostkeys import AwsTrust, vouched_keys
 from rollout.adapters.aws import from_config as aws_from_config
 from rollout.adapters.slack import Slack
 from rollout.adapters.ssh import Fleet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from rollout.adapters.hostkeys import SOURCE, vouched_keys
+from rollout.orchestration.hostkeys import SOURCE, vouched_keys
 from rollout.core.hostkeys import Refresh, Server, fingerprint, refresh
 from rollout.orchestration.environment import Environment
 from rollout.core.errors import HostKeyError, UsageError

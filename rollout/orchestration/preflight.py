@@ -10,14 +10,14 @@ from typing import Optional
 from rollout.adapters import health
 from rollout.adapters.balancers import healthy_members
 from rollout.apps import strategies as apps
-from rollout.apps.strategies import tail
 from rollout.config import inventory
 from rollout.core import capacity
 from rollout.core import convergence, personal
 from rollout.core import plan as planning
 from rollout.core.errors import Drift, LockHeld, PreflightError, RefError
-from rollout.core.sizes import Ramp
 from rollout.core.report import short
+from rollout.core.report import tail
+from rollout.core.sizes import Ramp
 from rollout.orchestration.environment import Environment
 from rollout.orchestration.gating import Gates
 from rollout.state import journal as journals

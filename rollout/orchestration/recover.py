@@ -16,10 +16,10 @@ from rollout.core import recovery
 from rollout.core.errors import RecoveryNeeded
 from rollout.core.report import Report
 from rollout.core.sizes import Size
-from rollout.core.vocabulary import Phase
+from rollout.core.vocabulary import Kind, Phase, Result
+from rollout.orchestration import stepped
 from rollout.orchestration.deploy import run_plan
 from rollout.orchestration.environment import Environment
-from rollout.orchestration import stepped
 from rollout.orchestration.preflight import current_versions
 from rollout.orchestration.suspension import resume_processes
 from rollout.state import journal as journals
@@ -130,12 +130,12 @@ def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, rep
     if a.resume and a.group:
         lock.fence()
         resume_processes(env, a.group, a.resume)
-        journal.write(journals.Kind.RESUMED, {"group": a.group, "processes": list(a.resume)})
+        journal.write(Kind.RESUMED, {"group": a.group, "processes": list(a.resume)})
         output.line(f"resumed {', '.join(a.resume)} on {a.group}")
     if a.alarms and env.alarms is not None:
         lock.fence()
         env.alarms.enable(list(a.alarms))
-        journal.write(journals.Kind.ALARMS_ENABLED, {"names": list(a.alarms)})
+        journal.write(Kind.ALARMS_ENABLED, {"names": list(a.alarms)})
         output.line(f"re-enabled actions of {len(a.alarms)} alarms")
-    journal.finish(journals.Result.RECOVERED)
+    journal.finish(Result.RECOVERED)
     output.line("no host was taken out of service; the fleet is as it was")

@@ -11,10 +11,10 @@ from rollout.adapters import failpoints
 from rollout.adapters import health
 from rollout.adapters.gate import Gate
 from rollout.adapters.waiting import WaitTimeout, poll
-from rollout.apps.strategies import tail
 from rollout.core.errors import ConnectError, StepError
 from rollout.core.plan import Host, Plan
 from rollout.core.report import Report, StepRecord, short
+from rollout.core.report import tail
 
 
 class NotRun(Exception):

@@ -164,7 +164,7 @@ class Store:
         if fence is not None:
             attr, value = fence
             items.append({"ConditionCheck": {"TableName": self.table, "Key": self._key("lock"),
-                                             "ConditionExpression": f"#f = :f",
+                                             "ConditionExpression": "#f = :f",
                                              "ExpressionAttributeNames": {"#f": attr},
                                              "ExpressionAttributeValues": {":f": {"S": value}}}})
         for kind, sk, *rest in ops:

@@ -9,6 +9,7 @@ from typing import Optional
 from rollout.adapters import refs
 from rollout.config.inventory import Inventory
 from rollout.core.errors import RolloutError
+from rollout.core.vocabulary import Kind
 from rollout.state import journal as journals
 from rollout.state import lock as locks
 from rollout.state import pause as pauses
@@ -45,7 +46,7 @@ class EnvState:
         status = store.get("status")
         active = journals.unfinished(store)
         records = journals.records(store, active) if active else []
-        start = next((r for r in records if r.get("type") == journals.Kind.START), None)
+        start = next((r for r in records if r.get("type") == Kind.START), None)
         history = journals.history(store, limit=20)
         progress = store.get("progress") if active else None
         return {

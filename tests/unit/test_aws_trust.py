@@ -5,7 +5,7 @@ import base64
 import paramiko
 import pytest
 
-from rollout.adapters.hostkeys import AwsTrust
+from rollout.orchestration.hostkeys import AwsTrust
 from rollout.core.errors import HostKeyError
 from rollout.core.hostkeys import Server
 

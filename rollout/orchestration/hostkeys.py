@@ -1,4 +1,4 @@
-"""Host keys that AWS vouches for: each instance's EC2 console output, and the SSH policy that trusts only them.
+"""Host keys that AWS vouches for: each instance's EC2 console output and its pin in the state table, and the SSH policy that trusts only them.
 
 With `ssh.host_keys: aws`, every connection (bastion and hosts) is judged by
 rollout.core.hostkeys.judge against the instance's pin, else against the keys cloud-init
