@@ -33,6 +33,23 @@ class Assessment:
         return counts.most_common(1)[0][0] if counts else None
 
 
+def start_record(*, run_id: str, ref: str, who: str, phase: Phase, batch_size: int, hosts: list[dict],
+                 sha: Optional[str] = None, balancers: tuple = (), recovering: tuple[str, ...] = (),
+                 decided: Optional[dict[str, str]] = None) -> dict:
+    """A run's `start` record, as `assess` reads it back: who ran what, in which direction, the batch
+    size, each host (instance_id, address, name, version, target), the balancers found from
+    membership, and for a recovery the chain it joins and the version it decided per host."""
+    start = {"run_id": run_id, "ref": ref}
+    if sha is not None:
+        start["sha"] = sha
+    start.update({"who": who, "direction": phase.value, "batch_size": batch_size, "hosts": hosts})
+    if balancers:  # recover must find them even once no instance is left registered
+        start["balancers"] = [list(kn) for kn in balancers]
+    if recovering:
+        start.update(recovering=list(recovering), decided=dict(decided or {}))
+    return start
+
+
 def _touched(kind: str, data: dict) -> list[str]:
     return list(data["hosts"]) if kind == Kind.DEREGISTERED else [data["instance_id"]] if kind == Kind.RESTORED else []
 

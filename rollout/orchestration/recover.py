@@ -125,8 +125,8 @@ def _release_orphan_lock(inv: Inventory, store: Store, force: bool, output, requ
 def _recover_without_hosts(env: Environment, store: Store, lock: locks.Lock, report: Report, a: recovery.Assessment, output) -> None:
     """Close a chain that took no host out of service: resume its processes, re-enable its alarms."""
     journal = journals.Journal(store, report.run_id, fence=report.run_id, joins=a.chain)
-    journal.begin({"run_id": report.run_id, "ref": report.ref, "direction": Phase.RECOVER.value, "who": report.who,
-                   "batch_size": a.batch_size, "hosts": [], "recovering": list(a.chain), "decided": {}})
+    journal.begin(recovery.start_record(run_id=report.run_id, ref=report.ref, who=report.who, phase=Phase.RECOVER,
+                                        batch_size=a.batch_size, hosts=[], recovering=a.chain))
     if a.resume and a.group:
         lock.fence()
         resume_processes(env, a.group, a.resume)

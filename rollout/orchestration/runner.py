@@ -75,16 +75,13 @@ class Runner:
         report.hosts = [HostRecord(h.instance_id, h.name, h.address, b.index, old_version=h.version, discarded=list(h.local_changes))
                         for b in plan.batches for h in b.hosts]
         t0 = time.monotonic()
-        start = {
-            "run_id": report.run_id, "ref": plan.ref, "sha": plan.sha, "who": report.who, "direction": self.forward.value,
-            "batch_size": policy.batch_size(plan.ramp, 0, len(plan.hosts)),
-            "hosts": [{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
-                       "target": self.target(h)} for h in plan.hosts],
-        }
-        if self.env.found_balancers:  # recover must find them even once no instance is left registered
-            start["balancers"] = [list(kn) for kn in self.env.found_balancers]
-        if self.recovering:
-            start.update(recovering=list(self.recovering.chain), decided=self.targets)
+        start = recoveries.start_record(
+            run_id=report.run_id, ref=plan.ref, sha=plan.sha, who=report.who, phase=self.forward,
+            batch_size=policy.batch_size(plan.ramp, 0, len(plan.hosts)),
+            hosts=[{"instance_id": h.instance_id, "address": h.address, "name": h.name, "version": h.version,
+                    "target": self.target(h)} for h in plan.hosts],
+            balancers=tuple(self.env.found_balancers or ()),
+            recovering=self.recovering.chain if self.recovering else (), decided=self.targets)
         if self.continuing:
             self.batches.number = self.continuing.after_batch
             self.deployed.append([h for h in plan.hosts if h.instance_id in self.done])  # rolled back last, if it comes to that

@@ -10,7 +10,7 @@ import pytest
 from rollout.core import recovery
 from rollout.state import journal
 from rollout.state import lock
-from rollout.state.journal import Kind
+from rollout.core.vocabulary import Kind, Phase
 
 ALL = ["Launch", "Terminate"]
 OLD, NEW = "a" * 40, "b" * 40
@@ -217,3 +217,24 @@ def test_a_run_never_proving_its_lock_in_time_counts_it_as_unproven_not_lost():
 ])
 def test_balancers_found_from_membership_by_any_run_of_the_chain_are_recovers_too(chain, expected):
     assert recovery.assess(chain).balancers == expected
+
+
+@pytest.mark.parametrize("written, assessed", [
+    # a deploy's start, as the runner writes it: recover reads its batch size, balancers and each host's version
+    (dict(run_id="d", ref="main", sha=NEW, who="ana", phase=Phase.DEPLOY, batch_size=2,
+          hosts=[{"instance_id": "i-1", "address": "10.0.0.1", "name": "h1", "version": OLD, "target": NEW}],
+          balancers=(("elb", "web"),)),
+     dict(direction="deploy", batch_size=2, targets={"i-1": OLD}, balancers=(("elb", "web"),))),
+    # a recovery's start, joining the chain, with the version it decided per host
+    (dict(run_id="r1", ref="recover d", who="bo", phase=Phase.RECOVER, batch_size=1,
+          hosts=[{"instance_id": "i-1", "address": "10.0.0.1", "name": "h1", "version": NEW, "target": OLD}],
+          recovering=("d",), decided={"i-1": OLD}),
+     dict(direction="recover", batch_size=1, targets={"i-1": OLD}, balancers=())),
+])
+def test_the_start_record_is_written_as_assess_reads_it(written, assessed):
+    """One builder of the start record, for the runner and for a recovery without hosts."""
+    data = recovery.start_record(**written)
+    a = recovery.assess([(written["run_id"], [rec(Kind.START, **data), dereg("i-1")])])
+    assert (a.direction, a.batch_size, a.targets, a.balancers) == \
+        (assessed["direction"], assessed["batch_size"], assessed["targets"], assessed["balancers"])
+    assert ("recovering" in data) == (written["phase"] is Phase.RECOVER) and ("sha" in data) == ("sha" in written)
