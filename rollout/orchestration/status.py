@@ -11,7 +11,7 @@ from rich.table import Table
 from rollout.adapters import health
 from rollout.adapters import desired as desired_ssm
 from rollout.core.convergence import differs
-from rollout.core.errors import ConnectError
+from rollout.core.errors import ConnectError, HostKeyError
 from rollout.core.report import short
 from rollout.orchestration.environment import Environment
 
@@ -20,7 +20,7 @@ def collect(env: Environment) -> dict:
     """The environment's state as one JSON-ready document."""
     inv = env.inventory
     hosts = env.discover()
-    reach: dict[str, str] = {}  # instance id -> why SSH failed
+    reach: dict[str, ConnectError] = {}  # instance id -> why SSH failed
     try:
         env.fleet.open_bastion()
         bastion_ok = True
@@ -32,7 +32,7 @@ def collect(env: Environment) -> dict:
 
     if bastion_ok:
         outcome = env.fleet.each([h.address for h in hosts], probe)
-        reach = {h.instance_id: str(outcome.failed[h.address]) for h in hosts if h.address in outcome.failed}
+        reach = {h.instance_id: outcome.failed[h.address] for h in hosts if h.address in outcome.failed}
         seen = {h.instance_id: outcome.succeeded[h.address] if h.address in outcome.succeeded
                 else health.Observation(None, None, "ssh unreachable") for h in hosts}
     else:
@@ -48,7 +48,7 @@ def collect(env: Environment) -> dict:
                 "instance_id": h.instance_id,
                 "name": h.name,
                 "address": h.address,
-                "ssh": "unreachable" if (not bastion_ok or h.instance_id in reach) else "ok",
+                **_ssh(bastion_ok, reach.get(h.instance_id)),
                 "version": seen[h.instance_id].version,
                 "health": seen[h.instance_id].status,
                 "balancers": {name: states.get(h.instance_id, "not registered") for name, states in lb_states.items()},
@@ -61,6 +61,15 @@ def collect(env: Environment) -> dict:
     if env.group is not None:
         doc["autoscaling_group"] = {"name": env.group.name, "suspended_processes": sorted(env.group.suspended())}
     return doc
+
+
+def _ssh(bastion_ok: bool, error: Optional[ConnectError]) -> dict:
+    """A host's SSH state for status: ok, unreachable, or host key refused (a possible interception), with the reason."""
+    if not bastion_ok:
+        return {"ssh": "unreachable"}
+    if error is None:
+        return {"ssh": "ok"}
+    return {"ssh": "host key refused" if isinstance(error, HostKeyError) else "unreachable", "ssh_error": str(error)}
 
 
 def _iso(epoch) -> Optional[str]:
@@ -133,5 +142,8 @@ def render(doc: dict, console: Console) -> None:
     g = doc["autoscaling_group"]
     if g:
         console.print(f"Auto Scaling group {g['name']}: suspended processes: {', '.join(g['suspended_processes']) or 'none'}")
+    for h in doc["hosts"]:
+        if h.get("ssh_error"):
+            console.print(f"{h['name'] or h['instance_id']}: {h['ssh_error']}", markup=False, highlight=False)
     if not doc["bastion"]["reachable"]:
         console.print(f"[red]bastion unreachable[/]: {doc['bastion']['error']}")
