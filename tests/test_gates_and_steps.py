@@ -125,6 +125,21 @@ def test_step_then_continue_from_another_process_and_abort_rolls_back(healthy_fl
     assert result.failures == 0, result.summary()
 
 
+def test_a_stepped_run_whose_controller_died_holding_its_lock_is_continued_once_its_lease_is_stale(healthy_fleet,
+                                                                                                    new_commit):
+    # Killed after journaling its step, before releasing its lock: the lease stays, unrenewed.
+    died = f.fab("deploy", "--env=sandbox", "--yes", "--step", env={"ROLLOUT_CRASH_AT": "after-step"})
+    assert died.returncode == -9, died.stdout + died.stderr
+    left = f.state("lock")
+    assert left is not None and f.suspended() == set() and set(f.haproxy_states().values()) == {"UP"}
+    went_on = f.fab("deploy", "--env=sandbox", "--continue")
+    assert went_on.returncode == 0, went_on.stdout + went_on.stderr
+    said = " ".join(went_on.stdout.split())
+    assert f"the lock of run {left['run_id']['S']} was not renewed for" in said and "taking it over" in said, said
+    f.assert_fleet_serves(new_commit)
+    assert f.state("lock") is None and f.state("active") is None
+
+
 def test_a_front_end_that_does_not_serve_the_new_version_rolls_the_canary_back(healthy_fleet, new_commit, tmp_path):
     before = f.snapshot()
     # /health answers through HAProxy, but never the new commit: the gate must not take it as the version.

@@ -32,10 +32,11 @@ def test_protected_environment_refuses_an_unattended_deploy_without_yes(healthy_
 def test_protected_environment_on_a_terminal_wants_its_name_typed(healthy_fleet, tmp_path):
     before = f.snapshot()
     inv = f.write_inventory(tmp_path / "inv", lambda d: d.update(protected=True))
-    wrong = on_terminal(["deploy", "--env=sandbox"], "yes\n", inv)
+    # A commit no host runs: a deploy of the version the fleet already serves has nothing to confirm.
+    sha = origin.add_commit(topo.ORIGIN, f"protected {time.time_ns()}", branch=f"protected-{time.time_ns()}")
+    wrong = on_terminal(["deploy", "--env=sandbox", f"--ref={sha}"], "yes\n", inv)
     assert wrong.returncode == 8 and "Type the environment's name" in wrong.stdout, wrong.stdout
     assert f.snapshot() == before
-    sha = origin.add_commit(topo.ORIGIN, f"protected {time.time_ns()}", branch=f"protected-{time.time_ns()}")
     right = on_terminal(["deploy", "--env=sandbox", f"--ref={sha}"], "sandbox\n", inv)
     assert right.returncode == 0, right.stdout
     f.assert_fleet_serves(sha)

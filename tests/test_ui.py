@@ -145,8 +145,8 @@ def test_the_page_shows_the_fleet_pauses_deploys_and_rolls_back_through_the_work
     runs = json.loads(f.fab("history", "--env=sandbox", "--json", "--limit=50").stdout)
     before = f.checked_out("h001")
     if not any(r["result"] == "succeeded" and r["sha"] == before for r in runs):
-        # The rollback below needs an earlier successful run to return to.
-        assert f.fab("deploy", "--env=sandbox", f"--ref={before}", "--yes").returncode == 0
+        # The rollback below needs an earlier successful run to return to (--force: the fleet already serves it).
+        assert f.fab("deploy", "--env=sandbox", f"--ref={before}", "--yes", "--force").returncode == 0
 
     browser.get(f"{base}?token={token}")
     assert "token" not in browser.current_url

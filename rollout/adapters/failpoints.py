@@ -16,7 +16,8 @@ from collections import Counter
 
 POINTS = ("after-suspend", "after-deregister", "after-update", "after-health", "after-register")
 # Besides POINTS: "draining" (the batch was just deregistered), "updating" (the batch's update
-# scripts were just let go), and "after-lock" (a deploy holds the lock, nothing journaled yet).
+# scripts were just let go), "after-lock" (a deploy holds the lock, nothing journaled yet), and
+# "after-step" (a --step run has journaled its step and still holds its lock).
 
 _seen: Counter = Counter()
 _lock = threading.Lock()

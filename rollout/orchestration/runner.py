@@ -14,7 +14,7 @@ import time
 from collections import deque
 from typing import Callable, Optional
 
-from rollout.adapters import hooks, smoke
+from rollout.adapters import failpoints, hooks, smoke
 from rollout.adapters.interrupts import StopRequest
 from rollout.adapters.waiting import Cancelled
 from rollout.core import capacity, messages, policy
@@ -149,6 +149,7 @@ class Runner:
                                        "ramp": [str(s) for s in plan.ramp],
                                        "done": [h.instance_id for h in report.hosts if h.result == HostResult.UPDATED],
                                        "failed": [h.instance_id for h in report.hosts if h.result == HostResult.RESTORED]})
+                    failpoints.reached("after-step")
                 elif stranded or restore_error or (self.recovering and error is not None):
                     # Left open on purpose: the next deploy refuses and `recover` finishes the job.
                     self.journal.write(Kind.STOPPED, {"result": report.result, "stranded": stranded})

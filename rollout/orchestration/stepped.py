@@ -13,7 +13,7 @@ from rollout.config.inventory import Inventory
 from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core import sizes
-from rollout.core.errors import Drift, PreflightError, RecoveryNeeded, UsageError
+from rollout.core.errors import Drift, LockHeld, PreflightError, RecoveryNeeded, UsageError
 from rollout.core.report import Report, who
 from rollout.core.sizes import Size
 from rollout.orchestration.deploy import run_plan
@@ -54,7 +54,16 @@ def resume(inv: Inventory, output, *, files: ReportFiles = ReportFiles(), force:
         pauses.refuse_if_paused(store, inv.name)
         s = waiting(store, inv.name)
         lock = locks.Lock(store, s.run_id, who(), s.ref, ttl=inv.state.lock_ttl)
-        lock.acquire(exclusive=True, hint="someone is continuing or aborting this run; see fab status --env=" + inv.name)
+        busy = "someone is continuing or aborting this run; see fab status --env=" + inv.name
+        try:
+            lock.acquire(exclusive=True, hint=busy)
+        except LockHeld:
+            item = locks.holder(store)
+            if item is None or item.get("run_id") != s.run_id:
+                raise
+            # The waiting run's own lease: its controller died after the step, before releasing it,
+            # or another continuer holds it. Only a lease left unrenewed for a whole ttl is taken.
+            locks.take_over_if_stale(lock, item, say=output.line, hint=busy, exclusive=True)
         handed = False
         try:
             s = waiting(store, inv.name)  # again, now that no one else can act on it

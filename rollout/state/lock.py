@@ -221,9 +221,20 @@ def acquire_for_recovery(lock: Lock, *, force: bool, say: Callable[[str], None],
     if force and state == "running":
         raise LockHeld(f"another rollout holds the lock and is running: {describe(item)}; --force only breaks the lock of a"
                        f" dead controller. Wait for it, or stop it first; nothing was changed here")
+    if force and state == "unknown":
+        say(f"{describe(item)} ran on another machine, so --force cannot tell whether it is dead")
+    take_over_if_stale(lock, item, say=say, wait=wait, clock=clock, sleep=sleep, hint=hint)
+
+
+def take_over_if_stale(lock: Lock, item: dict, *, say: Callable[[str], None], wait: Optional[float] = None,
+                       clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                       hint: str = "it got there first; nothing was changed here", exclusive: bool = False) -> None:
+    """Watch the holder of `item` for at most `wait` seconds (2 ttl by default) and take the lease over once
+    it has not renewed it for a whole ttl on this machine's clock; LockHeld if it is alive or someone else
+    got there first. With `exclusive`, never shares it with a process holding it under the same run id.
+    """
     wait = 2 * lock.ttl + 1 if wait is None else wait
-    say(f"{describe(item)} holds the lock; watching it for up to {wait:g}s: it is taken over if not renewed for {lock.ttl:g}s"
-        + (" (its controller runs on another machine, so --force cannot tell whether it is dead)" if force and state == "unknown" else ""))
+    say(f"{describe(item)} holds the lock; watching it for up to {wait:g}s: it is taken over if not renewed for {lock.ttl:g}s")
     judge = Staleness(lock.ttl)
     judge.see(renewal_token(item), clock())
     seen: list[Optional[dict]] = [item]
@@ -238,9 +249,9 @@ def acquire_for_recovery(lock: Lock, *, force: bool, say: Callable[[str], None],
         raise LockHeld(f"another rollout holds the lock and renewed it while we watched ({wait:g}s): {describe(seen[0] or item)};"
                        f" it is alive. Wait for it, or stop it first") from None
     if seen[0] is None:
-        return lock.acquire(hint=hint)
+        return lock.acquire(hint=hint, exclusive=exclusive)
     say(f"the lock of run {seen[0].get('run_id')} was not renewed for {lock.ttl:g}s; taking it over")
-    return lock.acquire(take_over=seen[0], hint=hint)
+    return lock.acquire(take_over=seen[0], hint=hint, exclusive=exclusive)
 
 
 def force_unlock(store: Store) -> Optional[dict]:
