@@ -142,7 +142,8 @@ def deploy(env: str, ref: Optional[str] = None, batch: Optional[str] = None, hos
                         branch=branch, step=step, both=resume and abort)
     inv = inventory.load(env)
     if resume:
-        return stepped.resume(inv, Output(), files=ReportFiles.of(report, junit), force=force, confirm=_confirm(inv, yes))
+        return stepped.resume(inv, Output(), files=ReportFiles.of(report, junit), force=force, confirm=_confirm(inv, yes),
+                              requester=who())
     if abort:
         return recovering.recover(inv, Output(), files=ReportFiles.of(report, junit), abort=True, requester=who())
     if branch is not None:

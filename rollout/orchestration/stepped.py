@@ -14,7 +14,7 @@ from rollout.core import gates as gating
 from rollout.core import plan as planning
 from rollout.core import sizes
 from rollout.core.errors import Drift, LockHeld, PreflightError, RecoveryNeeded, UsageError
-from rollout.core.report import Report, who
+from rollout.core.report import Report
 from rollout.core.sizes import Size
 from rollout.orchestration.deploy import run_plan
 from rollout.orchestration.environment import Environment
@@ -38,22 +38,24 @@ def waiting(store: Store, env_name: str) -> gating.Stepped:
     return s
 
 
-def resume(inv: Inventory, output, *, files: ReportFiles = ReportFiles(), force: bool = False, confirm=None) -> Optional[Report]:
+def resume(inv: Inventory, output, *, files: ReportFiles = ReportFiles(), force: bool = False, confirm=None,
+           requester: Optional[str] = None) -> Optional[Report]:
     """Continue the run that waits at a step (--continue), from any machine: its remaining hosts, same SHA and ramp.
 
     The continuation takes the run's lock only if it is free, so of two continuers one goes
     on and the other exits 10; once it holds it, it reads the journal again. A failure beyond
-    the budget (or a gate) rolls back every updated host, the first batch's included.
+    the budget (or a gate) rolls back every updated host, the first batch's included. `requester`
+    is who continues it, as for deploy.
     """
     files.check()
-    env = Environment(inv)
+    env = Environment(inv, requester)
     try:
         store = Store(env.aws, inv.state.table, inv.name)
         env.aws.check_access()
         store.check()
         pauses.refuse_if_paused(store, inv.name)
         s = waiting(store, inv.name)
-        lock = locks.Lock(store, s.run_id, who(), s.ref, ttl=inv.state.lock_ttl)
+        lock = locks.Lock(store, s.run_id, env.requester, s.ref, ttl=inv.state.lock_ttl)
         busy = "someone is continuing or aborting this run; see fab status --env=" + inv.name
         try:
             lock.acquire(exclusive=True, hint=busy)
@@ -83,7 +85,7 @@ def resume(inv: Inventory, output, *, files: ReportFiles = ReportFiles(), force:
                                   batch=sizes.ramp(list(s.ramp)) if s.ramp else Size(s.batch_size), balancers=facts,
                                   group=env.group.name if env.group else None, suspended_before=suspended,
                                   app_steps=env.app.steps, max_failures=inv.max_failures, on_failure=inv.on_failure)
-            report = Report(env=inv.name, ref=s.ref, sha=s.sha, run_id=s.run_id)
+            report = Report(env=inv.name, ref=s.ref, sha=s.sha, run_id=s.run_id, who=env.requester)
             report.started = s.started or report.started
             output.line(f"continuing run {s.run_id} after batch {s.after_batch}: {len(remaining)} host(s) to go")
             if confirm is not None and not confirm(plan):
