@@ -4,8 +4,12 @@ No decision here compares a time written by one machine with another machine's c
 holder rewrites the item's `version` (a random token) at every renewal; a waiter takes the
 lease over only after seeing the same version for a whole `ttl` on its own monotonic clock
 (the approach of AWS's DynamoDB lock client), with a write conditional on that version.
-Every change a run makes is preceded by `fence()`, a write conditional on the run still
-holding the lease; a run that lost it raises LockLost and changes nothing more.
+Every change a run makes is preceded by `fence()`: a proof that the run still holds the lease,
+made by a write conditional on it, or reused from one of our writes that rewrote the version
+(acquire, a renewal) and started less than `ttl`/4 ago on a clock that counts suspend. A waiter
+sees that version only after the write took effect, then waits a whole ttl, so the change is
+safe even against a waiter whose clock runs up to 4x fast. A run that lost the lease raises
+LockLost and changes nothing more.
 """
 
 from __future__ import annotations
@@ -104,19 +108,54 @@ class Staleness:
         return version is not None and now - self.since >= self.ttl
 
 
-class Lock:
-    """The environment's lease, held by one run id and renewed by a heartbeat thread."""
+def suspend_aware_clock(clock_module=time) -> Optional[Callable[[], float]]:
+    """CLOCK_BOOTTIME (Linux: monotonic, and counts time the machine was suspended), None where there is none."""
+    boottime = getattr(clock_module, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return None
+    try:
+        clock_module.clock_gettime(boottime)
+    except OSError:
+        return None
+    return lambda: clock_module.clock_gettime(boottime)
 
-    def __init__(self, store: Store, run_id: str, who: str, ref: str, ttl: float = 60):
+
+BOOT_CLOCK = suspend_aware_clock()
+
+
+class Lock:
+    """The environment's lease, held by one run id and renewed by a heartbeat thread.
+
+    `clock` times proofs (CLOCK_BOOTTIME by default); a fence reuses a proof for `reuse` seconds,
+    ttl/4 by default, or never (0) where no clock counting suspend exists and none is given.
+    """
+
+    def __init__(self, store: Store, run_id: str, who: str, ref: str, ttl: float = 60,
+                 clock: Optional[Callable[[], float]] = None, reuse: Optional[float] = None):
         self.store = store
         self.run_id = run_id
         self.who = who
         self.ref = ref
         self.ttl = ttl
         self.lost: Optional[str] = None
+        self.clock = clock or BOOT_CLOCK or time.monotonic
+        self.reuse = reuse if reuse is not None else (ttl / 4 if clock or BOOT_CLOCK else 0.0)
+        self._proof: Optional[float] = None  # start, on `clock`, of our latest write that rewrote the version
+        self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._me = this_process()
+
+    def _proved(self, started: float) -> None:
+        """Record a write of ours that rewrote the version and started at `started`."""
+        with self._guard:
+            if not self._stop.is_set() and (self._proof is None or started > self._proof):  # none once released
+                self._proof = started
+
+    def _recent(self, now: float) -> bool:
+        """Whether a proof started less than `reuse` seconds before `now`."""
+        with self._guard:
+            return self._proof is not None and 0 <= now - self._proof < self.reuse
 
     def _item(self) -> dict:
         me = self._me
@@ -143,39 +182,48 @@ class Lock:
                 params["seen"] = take_over["expires_at"]
             else:
                 cond += " OR (run_id = :old AND attribute_not_exists(version) AND attribute_not_exists(expires_at))"
-        item = self._item()
+        item, started = self._item(), self.clock()
         try:
             self.store.put("lock", item, condition=cond, params=params or None)
         except Conflict as exc:
             if not exc.item or exc.item.get("version") != item["version"]:  # else: a retried put that had succeeded
                 holder = describe(exc.item) if exc.item else "someone (the lock changed while we looked)"
                 raise LockHeld(f"another rollout holds the lock: {holder}; {hint}") from None
+        self._proved(started)
         self._thread = threading.Thread(target=self._heartbeat, name="lock-heartbeat", daemon=True)
         self._thread.start()
 
-    def renew(self) -> None:
-        """Rewrite the version if the lease is still ours; LockLost otherwise."""
+    def renew(self, clock: Optional[Callable[[], float]] = None) -> None:
+        """Rewrite the version if the lease is still ours (a proof, timed on `clock`); LockLost otherwise."""
         if self.lost:
             raise LockLost.to(self.lost)
+        started = (clock or self.clock)()
         try:
             self.store.update("lock", {"version": uuid.uuid4().hex}, condition="run_id = :run", params={"run": self.run_id})
         except Conflict as exc:
             self.lost = describe(exc.item) if exc.item else "nobody (it was removed)"
             log.error("lost the deploy lock; it is now held by %s; changing nothing more", self.lost)
             raise LockLost.to(self.lost) from None
+        self._proved(started)
 
-    def fence(self, clock: Callable[[], float] = time.monotonic, attempts: int = 3) -> None:
-        """Before a change: prove the lease is still ours (a conditional write); LockLost if it is known
-        lost (`lost` set), LockUnproven if the proof could not be made (the store did not answer in time).
+    def fence(self, clock: Optional[Callable[[], float]] = None, attempts: int = 3) -> None:
+        """Before a change: prove the lease is still ours; LockLost if it is known lost (`lost` set),
+        LockUnproven if the proof could not be made (the store did not answer in time).
 
-        Nobody can take the lease over sooner than a ttl after our write took effect, so the
-        proof holds for the change that follows at once; a proof that took half a ttl (this
-        process was frozen meanwhile) is made again.
+        A proof started less than `reuse` seconds ago is reused without a call; otherwise the
+        lease is renewed (a conditional write). Nobody can take the lease over sooner than a
+        ttl after our write took effect, so the proof holds for the change that follows at
+        once; a proof that took half a ttl (this process was frozen meanwhile) is made again.
         """
+        clock = clock or self.clock
+        if self.lost:
+            raise LockLost.to(self.lost)
+        if self._recent(clock()):
+            return
         for _ in range(attempts):
             started = clock()
             try:
-                self.renew()
+                self.renew(clock)
             except LockLost:
                 raise
             except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: change nothing more, but it is not lost
@@ -196,6 +244,8 @@ class Lock:
     def release(self) -> None:
         """Stop renewing and delete the lock if it is still ours."""
         self._stop.set()
+        with self._guard:
+            self._proof = None
         if self._thread:
             self._thread.join(timeout=5)
         try:

@@ -143,7 +143,8 @@ class Fleet:
 HOSTS = (Host("i-1", "10.0.0.1", "h1", "old"), Host("i-2", "10.0.0.2", "h2", "old"))
 
 
-def make(*, store=None, group=None, recovering=None, hosts=(), alarms=None):
+def make(*, store=None, group=None, recovering=None, hosts=(), alarms=None, reuse=0.0, clock=None):
+    """A runner on fakes; its lock reuses no proof unless `reuse` says so (these tests count renewals, one per fence)."""
     inv = SimpleNamespace(name="test", smoke=[], post_deploy=[], ssh=SimpleNamespace(parallel=4),
                           health=SimpleNamespace(timeout=5, interval=0.1))
     env = SimpleNamespace(inventory=inv, group=group, alarms=alarms, balancers=[], found_balancers=(), app=App(), fleet=Fleet(),
@@ -152,7 +153,7 @@ def make(*, store=None, group=None, recovering=None, hosts=(), alarms=None):
     plan = Plan(env="test", ref="main", sha="new", hosts=tuple(hosts), batches=(Batch(1, tuple(hosts), 0),) if hosts else (),
                 balancers=(), group=group.name if group else None, suspended_before=frozenset(), to_suspend=("Launch",),
                 estimate_seconds=0, ramp=(Size(max(len(hosts), 1)),))
-    lock = locks.Lock(store or Store(), "run-a", "ana", "main", ttl=60)
+    lock = locks.Lock(store or Store(), "run-a", "ana", "main", ttl=60, clock=clock, reuse=reuse)
     out, journal = Out(), Journal()
     report = Report(env="test", ref="main", sha="new", run_id="run-a")
     runner = Runner(env, plan, out, report, journal=journal, lock=lock, recovering=recovering)
@@ -197,6 +198,20 @@ def test_a_gate_that_cannot_prove_the_lock_stops_the_batch_without_failing_hosts
         runner.batches._out_and_updated(list(HOSTS), lambda h: "new", "deploy", result)
     assert result.errors == {} and result.left_out == [] and result.updated == []
     assert runner.env.fleet.sent == []  # no script was sent
+
+
+def test_the_fences_of_a_run_reuse_one_recent_proof_and_it_changes_the_same():
+    def run(reuse):
+        group, alarms, store = Group(None, "asg"), Alarms(), Store()
+        runner, out, journal, report = make(store=store, group=group, alarms=alarms, hosts=HOSTS, reuse=reuse, clock=lambda: 100.0)
+        with pytest.raises(DeployFailed):  # the fake app reaches no version: both hosts fail, and are restored
+            runner.run()
+        changed = (sorted(runner.env.fleet.sent), group.suspended_now, group.resumed, alarms.disabled, alarms.enabled_again,
+                   [k for k, _ in journal.records], journal.finished, report.exit_code)
+        return store.updates, changed
+
+    each, reused = run(0.0), run(None)  # on a clock that stands still, within a quarter ttl of the first proof
+    assert reused[1] == each[1] and reused[0] == 1 < each[0]
 
 
 def test_a_recovery_whose_smoke_check_fails_still_closes_the_chain(monkeypatch):
