@@ -57,6 +57,20 @@ def test_ssh_with_empty_known_hosts_fails_host_key_verification(fleet, tmp_path)
     assert "Host key verification failed" in r.stderr
 
 
+def test_rollouts_ssh_answers_a_hosts_post_login_notice_before_its_first_command(fleet):
+    # OpenSSH's sshd sends its host keys after login; unanswered, its reply to our first channel waits
+    # 40 ms on the bastion's delayed ACK (rollout.adapters.ssh._HostTransport).
+    from rollout.adapters.ssh import Fleet
+
+    ssh = Fleet(bastion=topo.BASTION_ADDR, bastion_user=topo.DEPLOY_USER, user=topo.DEPLOY_USER, key=topo.DEPLOY_KEY,
+                known_hosts=topo.KNOWN_HOSTS)
+    try:
+        assert ssh.run(HOST.address, "echo ok").stdout == "ok\n"
+        assert ssh.host(HOST.address).transport.acked_notice
+    finally:
+        ssh.close()
+
+
 def _ec2():
     session = boto3.Session(profile_name=awsprofile.PROFILE)
     return session.client("ec2", endpoint_url=topo.MOTO_ENDPOINT)
