@@ -27,6 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import common  # noqa: E402
 from rollout.adapters.waiting import WaitTimeout, poll  # noqa: E402
 
 # A bare boto3 discovery, as a program of its own: the floor for `fab deploy --dry-run --no-ssh`.
@@ -139,6 +140,7 @@ def main() -> None:
             make_repo(tmp / "repo")
             inventory(tmp, endpoint, tmp / "repo")
             env = {**os.environ, **CREDS, "ROLLOUT_INVENTORIES": str(tmp)}
+            common.compiled()
             times, bare = [], []
 
             def timed(argv: list[str]) -> tuple[float, str]:
