@@ -187,3 +187,15 @@ def test_without_such_a_clock_every_fence_renews(monkeypatch):
     monkeypatch.setattr(locks, "BOOT_CLOCK", None)
     lease = locks.Lock(Table([0.0]), "run-a", "ana", "main", ttl=TTL)
     assert lease.reuse == 0.0 and lease.clock is time.monotonic
+
+
+def test_a_lock_removed_by_unlock_force_is_found_lost_by_the_first_renewal_after_the_window(held):
+    # unlock --force deletes the item at once (no waiter watches a ttl): a live holder learns it at its next write.
+    lease, table, now = held
+    table.fail = Conflict(None)
+    at(now, 4.9)
+    lease.fence()  # still within a quarter ttl of the acquire: no call, nothing noticed
+    at(now, 5.0)
+    with pytest.raises(LockLost):
+        lease.fence()
+    assert table.writes == 2 and lease.lost == "nobody (it was removed)"
