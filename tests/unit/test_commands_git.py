@@ -18,7 +18,9 @@ S = "'x'\"'\"'; reboot #'"
 
 
 def test_version_command_quotes_the_path():
-    assert git.version_command(PATH) == f"git -C {P} rev-parse --verify --quiet HEAD"
+    assert git.version_command(PATH) == (
+        f"{{ {{ h=; [ -f {P}/.git/HEAD ] && read -r h < {P}/.git/HEAD; case $h in *[!0-9a-f]*) false;; esac"
+        f' && [ ${{#h}} -eq 40 ] && echo "$h"; }} || git -C {P} rev-parse --verify --quiet HEAD; }}')
 
 
 def test_processes_command_quotes_the_pid_file():

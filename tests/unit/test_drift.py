@@ -53,6 +53,29 @@ def run(command: str, cwd: Path):
     return SimpleNamespace(stdout=done.stdout, stderr=done.stderr, exited=done.returncode)
 
 
+@pytest.mark.parametrize("case", ["detached, without git on PATH", "on a branch", "HEAD names an unborn branch", "not a checkout"])
+def test_the_version_read_takes_a_detached_head_from_the_file_and_asks_git_otherwise(checkout, case):
+    path, env = checkout.path, {"PATH": "/usr/bin:/bin", "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(checkout.tmp)}
+    expected = checkout.v1
+    if case == "detached, without git on PATH":
+        env["PATH"] = str(checkout.tmp / "no-git-here")  # so only the shell's builtins can answer
+    elif case == "on a branch":
+        git(path, "checkout", "-q", "-B", "local", checkout.v2)
+        expected = checkout.v2
+    elif case == "HEAD names an unborn branch":
+        (path / ".git" / "HEAD").write_text("ref: refs/heads/unborn\n")
+        expected = None
+    else:
+        path = checkout.tmp / "plain dir"
+        path.mkdir()
+        expected = None
+    done = subprocess.run(["/bin/sh", "-c", gitapp.version_command(str(path))], cwd=checkout.tmp, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode == 0) == (expected is not None), done.stderr
+    assert gitapp.parse_version(done.stdout) == expected
+    assert not (checkout.tmp / "PWNED").exists()
+
+
 def read_fetch_drift(c, sha: str):
     command, stdin = apps.read_and_fetch(apps.GitStrategy(SimpleNamespace(path=str(c.path), branch="main")), {sha}, drift_for=sha)
     assert stdin is None
