@@ -252,7 +252,8 @@ def _with_store(env: str, fn):
 def unlock(env: str, force: bool = False) -> None:
     if not force:
         raise UsageError("unlock removes another rollout's lock; it needs --force (check first that the holder is dead)")
-    held = _with_store(env, locks.force_unlock)
+    inv = inventory.load(env)
+    held = locks.force_unlock(open_store(inv), ttl=inv.state.lock_ttl, who=who(), say=lambda line: print(f"{env}: {line}", flush=True))
     print(f"{env}: removed the lock held by {locks.describe(held)}" if held else f"{env}: no lock was held")
     run = _with_store(env, journals.unfinished)
     if run:

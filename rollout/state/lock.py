@@ -304,9 +304,44 @@ def take_over_if_stale(lock: Lock, item: dict, *, say: Callable[[str], None], wa
     return lock.acquire(take_over=seen[0], hint=hint, exclusive=exclusive)
 
 
-def force_unlock(store: Store) -> Optional[dict]:
-    """Remove the lock whoever holds it; return what it held."""
-    return store.delete("lock")
+BREAKER = "unlock-"  # run id prefix of the lease `force_unlock` holds while a holder that may be alive stops
+
+
+def force_unlock(store: Store, *, ttl: float, who: str, say: Callable[[str], None] = lambda _: None,
+                 sleep: Callable[[float], None] = time.sleep, attempts: int = 5) -> Optional[dict]:
+    """Remove the lock whoever holds it; return what it held (None if nothing was held).
+
+    A run seen dead on this machine loses it at once. Any other holder may be alive and go on
+    using its last proof for up to a quarter of its ttl: its lease is taken over by this
+    command's own (so its next renewal fails and it changes nothing more), held for half
+    that ttl (or `ttl`'s, if longer), then removed; until then nobody else can take it.
+    """
+    me = this_process()
+    for _ in range(attempts):
+        item = store.get("lock")
+        if item is None:
+            return None
+        if holder_state(item, me) == "dead" and not str(item.get("run_id", "")).startswith(BREAKER):
+            try:
+                store.delete("lock", condition="run_id = :run", params={"run": item.get("run_id", "")})
+            except Conflict:
+                continue  # taken or renewed meanwhile: look again
+            return item
+        wait = max(float(item.get("ttl") or 0), ttl) / 2
+        breaker = Lock(store, f"{BREAKER}{uuid.uuid4().hex[:8]}", who, "unlock --force", ttl=wait * 2)
+        try:
+            breaker.acquire(take_over=item, hint="it changed while we looked")
+        except LockHeld:
+            continue  # renewed meanwhile: look again
+        try:
+            say(f"took over the lock of {describe(item)}; holding it {wait:g}s, so that if it is still running it stops"
+                f" changing the fleet before anyone else can take the lock")
+            sleep(wait)
+        finally:
+            breaker.release()
+        return item
+    raise LockHeld(f"the lock changed {attempts} times while we tried to remove it: its holder is alive and renewing it;"
+                   " stop it first")
 
 
 def holder(store: Store) -> Optional[dict]:
