@@ -226,7 +226,8 @@ def main() -> None:
         ap.error("--rounds must be at least 1")
     if "rollout" not in tools or set(args.tools.split(",")) - set(TOOLS):
         ap.error(f"--tools: rollout and any of {', '.join(TOOLS[1:])}")
-    ensure_venv()
+    if len(tools) > 1:
+        ensure_venv()
     fleet.up(hosts=args.hosts, quiet=True)
     hosts = topo.hosts(args.hosts)
     results: dict[str, list[dict]] = {t: [] for t in tools}
