@@ -57,7 +57,7 @@ def test_ssh_with_empty_known_hosts_fails_host_key_verification(fleet, tmp_path)
     assert "Host key verification failed" in r.stderr
 
 
-def test_rollouts_ssh_answers_a_hosts_post_login_notice_before_its_first_command(fleet):
+def test_rollouts_ssh_answers_a_hosts_post_login_notice_and_idles_quietly(fleet):
     # OpenSSH's sshd sends its host keys after login; unanswered, its reply to our first channel waits
     # 40 ms on the bastion's delayed ACK (rollout.adapters.ssh._HostTransport).
     from rollout.adapters.ssh import Fleet
@@ -66,7 +66,9 @@ def test_rollouts_ssh_answers_a_hosts_post_login_notice_before_its_first_command
                 known_hosts=topo.KNOWN_HOSTS)
     try:
         assert ssh.run(HOST.address, "echo ok").stdout == "ok\n"
-        assert ssh.host(HOST.address).transport.acked_notice
+        transport = ssh.host(HOST.address).transport
+        assert transport.acked_notice
+        assert transport.sock.gettimeout() == transport.IDLE_CHECK  # its reader wakes once a second while idle
     finally:
         ssh.close()
 

@@ -102,9 +102,18 @@ class _HostTransport(paramiko.Transport):
     our first channel, waits for the bastion to ACK the notice, which Linux delays by 40 ms:
     measured, the first command on a host took 50 ms, later ones 5 ms. An IGNORE sent through
     the bastion carries that ACK (RFC 4253 11.2: every peer discards it).
+
+    Its reading thread also wakes once a second, not ten times, while the host is idle: with
+    100 hosts connected, paramiko's 0.1 s check cost the controller about 1,000 wake-ups and
+    30 ms of CPU a second for the whole rollout. Data and a closed gateway channel wake it at once.
     """
 
     acked_notice = False
+    IDLE_CHECK = 1.0
+
+    def __init__(self, sock, *args, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        sock.settimeout(self.IDLE_CHECK)
 
     def _parse_global_request(self, m):
         super()._parse_global_request(m)
