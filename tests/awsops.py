@@ -66,19 +66,24 @@ class Recording:
         assert self.path.is_file(), f"{self.path} is missing: moto was not started by this sandbox (run fab sandbox.down, then up)"
         return self.path.stat().st_size
 
-    def actions_since(self, mark: int = 0) -> set[str]:
-        """Every IAM action rollout's requests since `mark` needed. A line cut by a concurrent write is skipped."""
+    def requests_since(self, mark: int = 0) -> list[set[str]]:
+        """The IAM actions each of rollout's requests since `mark` needed, in order. A line cut by a concurrent write is skipped."""
         with self.path.open("rb") as fh:
             fh.seek(mark)
             lines = fh.read().splitlines()
-        out: set[str] = set()
+        out: list[set[str]] = []
         for line in lines:
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue
-            out |= actions(entry)
+            if needed := actions(entry):
+                out.append(needed)
         return out
+
+    def actions_since(self, mark: int = 0) -> set[str]:
+        """Every IAM action rollout's requests since `mark` needed."""
+        return set().union(*self.requests_since(mark))
 
 
 def allowed(policy: dict) -> list[str]:

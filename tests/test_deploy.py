@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 import pytest
 
 from sandbox import topology as topo
+from tests import awsops
 from tests import fleetctl as f
 from tests.fleetctl import ALL, assert_fleet_serves
 from tests.instruments.load import LoadGenerator
@@ -108,6 +109,15 @@ def test_dry_run_prints_the_plan_and_changes_nothing(healthy_fleet, new_commit):
     for expected in ("Instances, in order", "Batches", "Load balancers", "sandbox-elb", "sandbox-tg", "Estimated duration",
                      "sandbox-asg", new_commit, "Dry run: nothing was changed"):
         assert expected in done.stdout
+    assert f.snapshot() == before
+    # Without SSH the plan comes from AWS alone: the bastion is neither looked up nor connected to.
+    sshd_log, recording = topo.SSHD_DIR / topo.BASTION_NS / "sshd.log", awsops.Recording(topo.MOTO_RECORDING)
+    since, mark = sshd_log.stat().st_size, recording.mark()
+    aws_only = f.fab("deploy", "--env=sandbox", "--dry-run", "--no-ssh")
+    assert aws_only.returncode == 0, aws_only.stdout + aws_only.stderr
+    assert "sandbox-elb" in aws_only.stdout and "Dry run: nothing was changed" in aws_only.stdout
+    assert "Accepted publickey" not in sshd_log.read_text()[since:]
+    assert [r for r in recording.requests_since(mark) if "ec2:DescribeInstances" in r] == [{"ec2:DescribeInstances"}]
     assert f.snapshot() == before
 
 

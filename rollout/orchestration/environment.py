@@ -79,11 +79,12 @@ class Environment:
         return self._named
 
     def discover(self, connect: bool = False, known_balancers: tuple[tuple[str, str], ...] = (),
-                 restoring: bool = False) -> list[Host]:
+                 restoring: bool = False, ssh: bool = True) -> list[Host]:
         """Find the instances and the bastion; build the adapters that depend on them.
 
         With `connect`, the bastion connection starts opening while the instances are
-        being found; its error, if any, comes from the first use of the fleet.
+        being found; its error, if any, comes from the first use of the fleet. Without
+        `ssh` (a dry run that contacts no host) there is no bastion to find and no fleet.
         The first AWS call stands in for a credentials check: its errors say what is wrong.
         `known_balancers` ((kind, name)) join those found from membership when the inventory lists none.
         `restoring` (recover): a stack that is changing or broken is read all the same.
@@ -95,7 +96,7 @@ class Environment:
             inv = self.inventory = resolve_outputs(inv, self.stack.outputs)
         pool = ThreadPoolExecutor(max_workers=2)
         try:
-            fleet = pool.submit(self._fleet, connect)
+            fleet = pool.submit(self._fleet, connect) if ssh else None
             # Needs no instances: read while they are found.
             listed = pool.submit(membership.read, self.aws) if inv.load_balancers is None else None
             self.instances = self._find_instances()
@@ -107,11 +108,12 @@ class Environment:
                 raise PreflightError(
                     f"no running instance {where} and an {inv.instances.address}; check {'stack' if inv.stack else 'instances.tags'} in inventories/{inv.name}.yml"
                 )
-            self.fleet = fleet.result()
+            self.fleet = fleet.result() if fleet is not None else None
             if listed is not None:
                 self.found_balancers = self._balancers_from_membership(frozenset(known_balancers), listed.result())
         except BaseException:
-            fleet.add_done_callback(lambda f: f.exception() is None and f.result().close())
+            if fleet is not None:
+                fleet.add_done_callback(lambda f: f.exception() is None and f.result().close())
             raise
         finally:
             pool.shutdown(wait=False)

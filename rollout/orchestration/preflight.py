@@ -140,7 +140,7 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
         busy = pool.submit(_refuse_if_busy, store, inv.name)
         resolved = None if sha else pool.submit(app.resolve, ref)
         early = pool.submit(start_reads, env, pool)
-        all_hosts = env.discover(connect=ssh)
+        all_hosts = env.discover(connect=ssh, ssh=ssh)
         if inv.user:
             personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
         selected = planning.select_hosts(all_hosts, wanted)
