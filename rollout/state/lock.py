@@ -241,13 +241,17 @@ class Lock:
             except Exception as exc:  # noqa: BLE001 - a failed renewal is retried at the next beat
                 log.warning("could not renew the deploy lock: %s", exc)
 
-    def release(self) -> None:
-        """Stop renewing and delete the lock if it is still ours."""
+    def abandon(self) -> None:
+        """Stop renewing, leaving the lock item as it is (a waiter takes it over once it has gone a ttl unrenewed)."""
         self._stop.set()
         with self._guard:
             self._proof = None
         if self._thread:
             self._thread.join(timeout=5)
+
+    def release(self) -> None:
+        """Stop renewing and delete the lock if it is still ours."""
+        self.abandon()
         try:
             self.store.delete("lock", condition="run_id = :run", params={"run": self.run_id})
         except Conflict:
@@ -337,8 +341,12 @@ def force_unlock(store: Store, *, ttl: float, who: str, say: Callable[[str], Non
             say(f"took over the lock of {describe(item)}; holding it {wait:g}s, so that if it is still running it stops"
                 f" changing the fleet before anyone else can take the lock")
             sleep(wait)
-        finally:
-            breaker.release()
+        except BaseException:
+            # Interrupted: the lock stays this command's until it goes unrenewed for a ttl (or another unlock
+            # holds it off again), never free sooner than the holder may still be changing the fleet.
+            breaker.abandon()
+            raise
+        breaker.release()
         return item
     raise LockHeld(f"the lock changed {attempts} times while we tried to remove it: its holder is alive and renewing it;"
                    " stop it first")

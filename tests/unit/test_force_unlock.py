@@ -113,3 +113,14 @@ def test_a_holder_renewing_every_time_is_alive_and_left_alone():
     with pytest.raises(LockHeld, match="alive"):
         unlock(table)
     assert table.item["run_id"] == "r-ana" and table.deleted == []
+
+
+def test_an_unlock_interrupted_while_holding_off_leaves_the_lock_held_not_free():
+    table = LockItem(dict(ELSEWHERE))
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        locks.force_unlock(table, ttl=10.0, who="ops", sleep=interrupted)
+    assert table.item["run_id"].startswith(locks.BREAKER) and table.deleted == []
