@@ -50,7 +50,6 @@ class Environment:
         self.found_balancers: list[tuple[str, str]] = []  # (kind, name) found from membership
         self.trust: Optional[AwsTrust] = None
         self.bastion: Optional[discovery.Instance] = None  # the bastion's instance, when found by tags or resource
-        self._named: Optional[tuple[list, Optional[autoscaling.Group]]] = None
         if inv.ssh.host_keys == "aws":
             if inv.bastion.host is not None and inv.ssh.known_hosts is None:
                 raise ConfigError(f"ssh.host_keys: aws: a bastion given by 'host' is not known as an instance, so its key"
@@ -63,20 +62,6 @@ class Environment:
     def app(self):
         """The app strategy (git or container); reads the app's secrets from this process's environment."""
         return apps.strategy(self.inventory)
-
-    def named(self) -> tuple[list, Optional[autoscaling.Group]]:
-        """The AWS balancers and the group that the inventory names, which need no instances: built once,
-        so they can be read while the instances are found; discover() then uses these same adapters.
-        None of either for an inventory whose names come from a stack's outputs (known only once it is read)."""
-        if self._named is None:
-            inv = self.inventory
-            if inv.stack:
-                self._named = ([], None)
-            else:
-                specs = [s for s in inv.load_balancers or () if s.kind in ("elb", "alb")]
-                group = autoscaling.Group(self.aws, inv.autoscaling_group) if inv.autoscaling_group else None
-                self._named = ([balancers.build_aws(s, self.aws) for s in specs], group)
-        return self._named
 
     def discover(self, connect: bool = False, known_balancers: tuple[tuple[str, str], ...] = (),
                  restoring: bool = False, ssh: bool = True) -> list[Host]:
@@ -94,11 +79,9 @@ class Environment:
         if inv.stack:
             self.stack = stacks.read(self.aws, inv.stack, changing_ok=restoring)
             inv = self.inventory = resolve_outputs(inv, self.stack.outputs)
-        pool = ThreadPoolExecutor(max_workers=2)
+        pool = ThreadPoolExecutor(max_workers=1)
         try:
             fleet = pool.submit(self._fleet, connect) if ssh else None
-            # Needs no instances: read while they are found.
-            listed = pool.submit(membership.read, self.aws) if inv.load_balancers is None else None
             self.instances = self._find_instances()
             if self.trust is not None:
                 self.trust.know([Server("host", i.instance_id, i.name, i.address) for i in self.instances])
@@ -109,8 +92,6 @@ class Environment:
                     f"no running instance {where} and an {inv.instances.address}; check {'stack' if inv.stack else 'instances.tags'} in inventories/{inv.name}.yml"
                 )
             self.fleet = fleet.result() if fleet is not None else None
-            if listed is not None:
-                self.found_balancers = self._balancers_from_membership(frozenset(known_balancers), listed.result())
         except BaseException:
             if fleet is not None:
                 fleet.add_done_callback(lambda f: f.exception() is None and f.result().close())
@@ -120,11 +101,11 @@ class Environment:
         self.hosts = discovery.as_hosts(self.instances)
         specs = inv.load_balancers
         if specs is None:
+            self.found_balancers = self._balancers_from_membership(frozenset(known_balancers))
             specs = [Elb(kind="elb", name=n) if k == "elb" else Alb(kind="alb", target_group=n) for k, n in self.found_balancers]
-        named, group = self.named()
-        self.balancers = balancers.build(specs, self.aws, self.fleet, self.hosts, built=tuple(named))
+        self.balancers = balancers.build(specs, self.aws, self.fleet, self.hosts)
         name = autoscaling.group_name(inv.autoscaling_group, [i.group for i in self.instances])
-        self.group = group if group is not None and group.name == name else autoscaling.Group(self.aws, name) if name else None
+        self.group = autoscaling.Group(self.aws, name) if name else None
         if inv.alarms is not None:
             self.alarms = Alarms(self.aws, inv.alarms.names, inv.alarms.prefix)
         return self.hosts
@@ -140,10 +121,9 @@ class Environment:
         found = discovery.find_instances(self.aws, inv.instances.tags, inv.instances.address, ids=ids) if ids else []
         return [replace(i, group=groups.get(i.instance_id, i.group)) for i in found]
 
-    def _balancers_from_membership(self, always: frozenset[tuple[str, str]], listed: tuple) -> list[tuple[str, str]]:
-        """(kind, name) of the ELBs and target groups the instances are registered in (`listed`, membership.read's),
-        the stack's own, and `always`."""
-        elbs, tgs, tg_names = listed
+    def _balancers_from_membership(self, always: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(kind, name) of the ELBs and target groups the instances are registered in, the stack's own, and `always`."""
+        elbs, tgs, tg_names = membership.read(self.aws)
         if self.stack is not None:
             always |= frozenset([("elb", n) for n in self.stack.physical_ids(stacks.CLASSIC_ELB)]
                                + [("alb", tg_names.get(a, a)) for a in self.stack.physical_ids(stacks.TARGET_GROUP)])

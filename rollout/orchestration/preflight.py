@@ -135,18 +135,17 @@ def preflight(env: Environment, store: Optional[Store], *, ref: Optional[apps.Re
     # Everything below only reads. The independent parts (the state table, the ref, discovery,
     # SSH, the balancers) run side by side; their errors are raised in a fixed order, discovery's
     # first, so which problem is reported does not depend on timing.
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         env.aws.client("ec2")  # made first (one at a time): the way to the hosts starts with discovery
         busy = pool.submit(_refuse_if_busy, store, inv.name)
         resolved = None if sha else pool.submit(app.resolve, ref)
-        early = pool.submit(start_reads, env, pool)
         all_hosts = env.discover(connect=ssh, ssh=ssh)
         if inv.user:
             personal.refuse_shared(env.instances, inventory.shared_selectors(), inv.name)
         selected = planning.select_hosts(all_hosts, wanted)
         balancers = [lb for lb in env.balancers if ssh or lb.kind != "haproxy"]
         versions = pool.submit(_read_hosts, env, selected, resolved, sha, busy, ref, fetch) if ssh else None
-        read = pool.submit(read_balancers, env, balancers, early.result())
+        read = pool.submit(read_balancers, env, balancers)
         gates_ok = pool.submit(Gates.of(env).check_configured)  # the rollback alarms exist, none in ALARM
         busy.result()
         if resolved is not None:
@@ -211,29 +210,18 @@ def _refuse_if_busy(store: Optional[Store], env_name: str) -> None:
         refuse_if_busy(store, env_name)
 
 
-def start_reads(env: Environment, pool: ThreadPoolExecutor) -> dict:
-    """Start reading what the inventory names and discovery does not change (its AWS balancers, its group),
-    each on its own: adapter -> Future of read_one's (or the group's suspended processes)."""
-    named, group = env.named()
-    reads = {lb: pool.submit(read_one, lb) for lb in named}
-    if group is not None:
-        reads[group] = pool.submit(group.suspended)
-    return reads
-
-
 def read_one(lb) -> tuple:
     """(facts, members) of one balancer."""
     return lb.facts(), lb.members()
 
 
-def read_balancers(env: Environment, balancers: list, started: Optional[dict] = None) -> tuple:
+def read_balancers(env: Environment, balancers: list) -> tuple:
     """(facts, members by balancer, healthy members by balancer, processes suspended before): one read
-    of each balancer and the group, side by side; `started` (start_reads's) holds reads begun earlier.
-    Errors are raised in the balancers' order, the group's last, whichever came first."""
-    started = started or {}
+    of each balancer and the group, side by side. Errors are raised in the balancers' order, the
+    group's last, whichever came first."""
     with ThreadPoolExecutor(max_workers=len(balancers) + 1) as pool:
-        reads = [started.get(lb) or pool.submit(read_one, lb) for lb in balancers]
-        group = env.group and (started.get(env.group) or pool.submit(env.group.suspended))
+        reads = [pool.submit(read_one, lb) for lb in balancers]
+        group = env.group and pool.submit(env.group.suspended)
         results = [r.result() for r in reads]
         suspended = group.result() if group else frozenset()
     facts = tuple(f for f, _ in results)

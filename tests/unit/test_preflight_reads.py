@@ -1,15 +1,14 @@
-"""Preflight's balancer reads: those started before discovery are used, not repeated; errors come in the balancers' order."""
+"""Preflight's balancer reads: each balancer and the group once, side by side; errors come in the balancers' order."""
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
 
 from rollout.core.errors import PreflightError
-from rollout.orchestration.preflight import read_balancers, start_reads
+from rollout.orchestration.preflight import read_balancers
 
 
 class FakeBalancer:
@@ -41,35 +40,27 @@ class FakeGroup:
         return frozenset({"Launch"})
 
 
-def env_with(named, group, balancers=None):
-    return SimpleNamespace(named=lambda: (named, group), group=group, balancers=balancers if balancers is not None else named)
+def env_with(balancers, group):
+    return SimpleNamespace(group=group, balancers=balancers)
 
 
-def test_reads_started_before_discovery_are_used_and_not_repeated():
+def test_each_balancer_and_the_group_is_read_once():
     elb = FakeBalancer("elb", "web", {"i-1": "InService", "i-2": "OutOfService"})
     tg = FakeBalancer("alb", "tg", {"i-1": "healthy"})
+    haproxy = FakeBalancer("haproxy", "app", {"i-1": "UP"})
     group = FakeGroup()
-    env = env_with([elb, tg], group)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        started = start_reads(env, pool)
-        facts, members, healthy, suspended = read_balancers(env, [elb, tg], started)
-    assert (elb.reads, tg.reads, group.reads) == (1, 1, 1)
-    assert facts == (("elb", "web"), ("alb", "tg"))
-    assert members == {"elb web": {"i-1", "i-2"}, "alb tg": {"i-1"}}
-    assert healthy == {"elb web": frozenset({"i-1"}), "alb tg": frozenset({"i-1"})}
+    env = env_with([elb, tg, haproxy], group)
+    facts, members, healthy, suspended = read_balancers(env, [elb, tg, haproxy])
+    assert (elb.reads, tg.reads, haproxy.reads, group.reads) == (1, 1, 1, 1)
+    assert facts == (("elb", "web"), ("alb", "tg"), ("haproxy", "app"))
+    assert members == {"elb web": {"i-1", "i-2"}, "alb tg": {"i-1"}, "haproxy app": {"i-1"}}
+    assert healthy == {"elb web": frozenset({"i-1"}), "alb tg": frozenset({"i-1"}), "haproxy app": frozenset({"i-1"})}
     assert suspended == frozenset({"Launch"})
 
 
-def test_a_balancer_found_only_after_discovery_is_read_then():
+def test_without_a_group_nothing_is_suspended():
     elb = FakeBalancer("elb", "web", {"i-1": "InService"})
-    haproxy = FakeBalancer("haproxy", "app", {"i-1": "UP"})
-    env = env_with([elb], None, balancers=[elb, haproxy])
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        started = start_reads(env, pool)
-        _, members, _, suspended = read_balancers(env, [elb, haproxy], started)
-    assert (elb.reads, haproxy.reads) == (1, 1)
-    assert members == {"elb web": {"i-1"}, "haproxy app": {"i-1"}}
-    assert suspended == frozenset()
+    assert read_balancers(env_with([elb], None), [elb])[3] == frozenset()
 
 
 def test_errors_come_in_the_balancers_order_whichever_fails_first():

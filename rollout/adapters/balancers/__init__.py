@@ -56,23 +56,18 @@ def healthy(lb: Balancer) -> frozenset[str]:
     return healthy_members(lb.kind, lb.members())
 
 
-def build(specs, aws, fleet, hosts: list[Host], built: tuple[Balancer, ...] = ()) -> list[Balancer]:
-    """Adapters for the inventory's load_balancers entries; those in `built` (same kind and name) are reused."""
+def build(specs, aws, fleet, hosts: list[Host]) -> list[Balancer]:
+    """Adapters for the inventory's load_balancers entries."""
+    from rollout.adapters.balancers.alb import TargetGroup
+    from rollout.adapters.balancers.elb import ClassicElb
     from rollout.adapters.balancers.haproxy import HaproxyBackend
 
-    reuse = {(lb.kind, lb.name): lb for lb in built}
     out = []
     for spec in specs:
-        if spec.kind in ("elb", "alb"):
-            out.append(reuse.get((spec.kind, spec.name if spec.kind == "elb" else spec.target_group)) or build_aws(spec, aws))
+        if spec.kind == "elb":
+            out.append(ClassicElb(aws, spec.name))
+        elif spec.kind == "alb":
+            out.append(TargetGroup(aws, spec.target_group, spec.port))
         else:
             out.append(HaproxyBackend(spec, fleet, hosts))
     return out
-
-
-def build_aws(spec, aws) -> Balancer:
-    """The adapter for an `elb` or `alb` entry: it needs no instances, so it can be built and read before discovery."""
-    from rollout.adapters.balancers.alb import TargetGroup
-    from rollout.adapters.balancers.elb import ClassicElb
-
-    return ClassicElb(aws, spec.name) if spec.kind == "elb" else TargetGroup(aws, spec.target_group, spec.port)
