@@ -253,9 +253,10 @@ def unlock(env: str, force: bool = False) -> None:
     if not force:
         raise UsageError("unlock removes another rollout's lock; it needs --force (check first that the holder is dead)")
     inv = inventory.load(env)
-    held = locks.force_unlock(open_store(inv), ttl=inv.state.lock_ttl, who=who(), say=lambda line: print(f"{env}: {line}", flush=True))
+    store = open_store(inv)
+    held = locks.force_unlock(store, ttl=inv.state.lock_ttl, who=who(), say=lambda line: print(f"{env}: {line}", flush=True))
     print(f"{env}: removed the lock held by {locks.describe(held)}" if held else f"{env}: no lock was held")
-    run = _with_store(env, journals.unfinished)
+    run = journals.unfinished(store)
     if run:
         print(f"{env}: run {run} did not finish; restore the fleet with: fab recover --env={env}")
 

@@ -193,11 +193,11 @@ class Lock:
         self._thread = threading.Thread(target=self._heartbeat, name="lock-heartbeat", daemon=True)
         self._thread.start()
 
-    def renew(self, clock: Optional[Callable[[], float]] = None) -> None:
-        """Rewrite the version if the lease is still ours (a proof, timed on `clock`); LockLost otherwise."""
+    def renew(self) -> None:
+        """Rewrite the version if the lease is still ours (a proof, timed on the lock's clock); LockLost otherwise."""
         if self.lost:
             raise LockLost.to(self.lost)
-        started = (clock or self.clock)()
+        started = self.clock()
         try:
             self.store.update("lock", {"version": uuid.uuid4().hex}, condition="run_id = :run", params={"run": self.run_id})
         except Conflict as exc:
@@ -206,7 +206,7 @@ class Lock:
             raise LockLost.to(self.lost) from None
         self._proved(started)
 
-    def fence(self, clock: Optional[Callable[[], float]] = None, attempts: int = 3) -> None:
+    def fence(self, attempts: int = 3) -> None:
         """Before a change: prove the lease is still ours; LockLost if it is known lost (`lost` set),
         LockUnproven if the proof could not be made (the store did not answer in time).
 
@@ -215,7 +215,7 @@ class Lock:
         ttl after our write took effect, so the proof holds for the change that follows at
         once; a proof that took half a ttl (this process was frozen meanwhile) is made again.
         """
-        clock = clock or self.clock
+        clock = self.clock
         if self.lost:
             raise LockLost.to(self.lost)
         if self._recent(clock()):
@@ -223,7 +223,7 @@ class Lock:
         for _ in range(attempts):
             started = clock()
             try:
-                self.renew(clock)
+                self.renew()
             except LockLost:
                 raise
             except Exception as exc:  # noqa: BLE001 - unable to prove we hold it: change nothing more, but it is not lost

@@ -192,17 +192,17 @@ class _Table:
 def test_a_proof_of_the_lock_that_took_half_a_ttl_is_made_again(frozen, writes):
     now = [100.0]
     table = _Table(during=lambda n: now.__setitem__(0, now[0] + frozen.get(n, 0.0)))
-    held = lock.Lock(table, "run-a", "ana", "main", ttl=10)
-    held.fence(clock=lambda: now[0])
+    held = lock.Lock(table, "run-a", "ana", "main", ttl=10, clock=lambda: now[0])
+    held.fence()
     assert table.writes == writes and held.lost is None
 
 
 def test_a_run_never_proving_its_lock_in_time_counts_it_as_unproven_not_lost():
     now = [100.0]
     table = _Table(during=lambda n: now.__setitem__(0, now[0] + 6.0))
-    held = lock.Lock(table, "run-a", "ana", "main", ttl=10)
+    held = lock.Lock(table, "run-a", "ana", "main", ttl=10, clock=lambda: now[0])
     with pytest.raises(lock.LockUnproven):
-        held.fence(clock=lambda: now[0])
+        held.fence()
     assert table.writes == 3 and held.lost is None
 
 
